@@ -1,0 +1,182 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseDotenv } from 'dotenv';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { splitArgs } from './splitArgs.js';
+
+const SNOWFLAKE = /^\d{17,20}$/;
+
+const snowflakeList = z
+  .string()
+  .transform((raw) =>
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  )
+  .pipe(z.array(z.string().regex(SNOWFLAKE, 'a comma-separated list of Discord ids (17-20 digits)')));
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min, `a whole number from ${min} to ${max}`).max(max, `a whole number from ${min} to ${max}`));
+
+const url = z.string().url('an http(s) URL').refine((u) => /^https?:\/\//.test(u), 'an http(s) URL');
+
+const envName = z
+  .string()
+  .transform((raw) =>
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  )
+  .pipe(z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a comma-separated list of environment variable names')));
+
+/** Every variable, its default (as the string an operator would write) and its parser. */
+const schema = z.object({
+  DISCORD_TOKEN: z.string().min(1, 'a Discord bot token'),
+  DISCORD_API_BASE: url.default('https://discord.com/api'),
+  DISCORD_GUILD_ID: z.string().regex(SNOWFLAKE, 'a Discord guild id (17-20 digits)').optional(),
+  ALLOWED_USER_IDS: snowflakeList.default([]),
+  ALLOWED_ROLE_IDS: snowflakeList.default([]),
+  ALLOWED_CHANNEL_IDS: snowflakeList.default([]),
+  ALLOW_ALL_USERS: boolean.default(false),
+  KIRO_CLI_PATH: z.string().min(1, 'a path or command name').default('kiro-cli'),
+  KIRO_ARGS: z.string().default('chat --legacy-ui'),
+  TRUST_ALL_TOOLS: boolean.default(false),
+  AGENT_ENV_PASSTHROUGH: envName.default([]),
+  WORKSPACE_ROOT: z.string().min(1, 'a directory path').default('./data/workspaces'),
+  DATABASE_PATH: z.string().min(1, 'a file path').default('./data/threadwarden.db'),
+  MAX_SESSIONS: int(1, 10_000).default(10),
+  SESSION_IDLE_TTL_MS: int(1_000, 2_147_483_647).default(1_800_000),
+  KILL_GRACE_MS: int(0, 60_000).default(1500),
+  MAX_CPU_PERCENT: int(1, 10_000).default(90),
+  MAX_STUCK_MS: int(0, 2_147_483_647).default(120_000),
+  MAX_MEMORY_MB: int(16, 1_048_576).default(1500),
+  MAX_TURN_SILENCE_MS: int(1_000, 2_147_483_647).default(600_000),
+  RESOURCE_CHECK_INTERVAL_MS: int(100, 3_600_000).default(10_000),
+  SPAWN_TIMEOUT_MS: int(500, 600_000).default(60_000),
+  TURN_QUIET_MS: int(100, 600_000).default(5_000),
+  HTTP_HOST: z.string().min(1, 'a host name or address').default('127.0.0.1'),
+  HTTP_PORT: int(0, 65_535).default(8082),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    message: 'one of fatal, error, warn, info, debug, trace, silent',
+  }).default('info'),
+});
+
+type Parsed = z.infer<typeof schema>;
+
+/** The validated, frozen configuration of one bot instance. Durations in milliseconds, memory in MB. */
+export interface Config {
+  readonly discordToken: string;
+  readonly discordApiBase: string;
+  readonly discordGuildId: string | undefined;
+  readonly allowedUserIds: readonly string[];
+  readonly allowedRoleIds: readonly string[];
+  readonly allowedChannelIds: readonly string[];
+  readonly allowAllUsers: boolean;
+  readonly kiroCliPath: string;
+  readonly kiroArgs: readonly string[];
+  readonly trustAllTools: boolean;
+  readonly agentEnvPassthrough: readonly string[];
+  readonly workspaceRoot: string;
+  readonly databasePath: string;
+  readonly maxSessions: number;
+  readonly sessionIdleTtlMs: number;
+  readonly killGraceMs: number;
+  readonly maxCpuPercent: number;
+  readonly maxStuckMs: number;
+  readonly maxMemoryMb: number;
+  readonly maxTurnSilenceMs: number;
+  readonly resourceCheckIntervalMs: number;
+  readonly spawnTimeoutMs: number;
+  readonly turnQuietMs: number;
+  readonly httpHost: string;
+  readonly httpPort: number;
+  readonly logLevel: Parsed['LOG_LEVEL'];
+}
+
+export const CONFIG_VARIABLES = Object.keys(schema.shape) as (keyof Parsed)[];
+
+/**
+ * Parses the environment into a Config. Empty strings count as unset, so `FOO=` in a .env file means "default".
+ * Throws ConfigError naming every bad variable, its value and what was expected.
+ */
+export function parseConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const input: Record<string, string> = {};
+  for (const name of CONFIG_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== '') input[name] = value.trim();
+  }
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const issues = result.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? '(unknown)');
+      return { variable, value: input[variable], expected: issue.message };
+    });
+    throw new ConfigError(issues);
+  }
+  const c = result.data;
+  let kiroArgs: string[];
+  try {
+    kiroArgs = splitArgs(c.KIRO_ARGS);
+  } catch (err) {
+    throw new ConfigError([{ variable: 'KIRO_ARGS', value: c.KIRO_ARGS, expected: (err as Error).message }]);
+  }
+  if (
+    !c.ALLOW_ALL_USERS &&
+    c.ALLOWED_USER_IDS.length === 0 &&
+    c.ALLOWED_ROLE_IDS.length === 0 &&
+    c.ALLOWED_CHANNEL_IDS.length === 0
+  ) {
+    throw new ConfigError([
+      {
+        variable: 'ALLOW_ALL_USERS',
+        value: input.ALLOW_ALL_USERS,
+        expected:
+          '"true" when ALLOWED_USER_IDS, ALLOWED_ROLE_IDS and ALLOWED_CHANNEL_IDS are all empty (refusing to give everyone shell access)',
+      },
+    ]);
+  }
+  return Object.freeze({
+    discordToken: c.DISCORD_TOKEN,
+    discordApiBase: c.DISCORD_API_BASE.replace(/\/+$/, ''),
+    discordGuildId: c.DISCORD_GUILD_ID,
+    allowedUserIds: Object.freeze(c.ALLOWED_USER_IDS),
+    allowedRoleIds: Object.freeze(c.ALLOWED_ROLE_IDS),
+    allowedChannelIds: Object.freeze(c.ALLOWED_CHANNEL_IDS),
+    allowAllUsers: c.ALLOW_ALL_USERS,
+    kiroCliPath: c.KIRO_CLI_PATH,
+    kiroArgs: Object.freeze(kiroArgs),
+    trustAllTools: c.TRUST_ALL_TOOLS,
+    agentEnvPassthrough: Object.freeze(c.AGENT_ENV_PASSTHROUGH),
+    workspaceRoot: c.WORKSPACE_ROOT,
+    databasePath: c.DATABASE_PATH,
+    maxSessions: c.MAX_SESSIONS,
+    sessionIdleTtlMs: c.SESSION_IDLE_TTL_MS,
+    killGraceMs: c.KILL_GRACE_MS,
+    maxCpuPercent: c.MAX_CPU_PERCENT,
+    maxStuckMs: c.MAX_STUCK_MS,
+    maxMemoryMb: c.MAX_MEMORY_MB,
+    maxTurnSilenceMs: c.MAX_TURN_SILENCE_MS,
+    resourceCheckIntervalMs: c.RESOURCE_CHECK_INTERVAL_MS,
+    spawnTimeoutMs: c.SPAWN_TIMEOUT_MS,
+    turnQuietMs: c.TURN_QUIET_MS,
+    httpHost: c.HTTP_HOST,
+    httpPort: c.HTTP_PORT,
+    logLevel: c.LOG_LEVEL,
+  });
+}
+
+/** Reads `.env` (when present) under the real environment, which wins, then parses. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotenvPath = '.env'): Config {
+  const fromFile = existsSync(dotenvPath) ? parseDotenv(readFileSync(dotenvPath)) : {};
+  return parseConfig({ ...fromFile, ...env });
+}
