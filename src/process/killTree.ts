@@ -1,0 +1,94 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlive } from './procfs.js';
+import { type MarkedProc, type ProcessTable, type TreeTarget, treeMembers } from './ProcessTable.js';
+
+/** What a tree kill did: the strongest signal it had to send, whether SIGKILL was needed, every pid it signalled. */
+export interface KillResult {
+  readonly signal: 'SIGTERM' | 'SIGKILL' | 'none';
+  readonly forced: boolean;
+  readonly pids: readonly number[];
+  /** Pids still alive when it gave up; empty unless the kernel refused (e.g. a process in uninterruptible sleep). */
+  readonly survivors: readonly number[];
+  readonly durationMs: number;
+}
+
+export interface KillTreeOptions {
+  readonly graceMs: number;
+  readonly table: ProcessTable;
+  /** How often liveness is polled while waiting. */
+  readonly pollMs?: number;
+  /** How long to wait for SIGKILLed processes to vanish before giving up. */
+  readonly killWaitMs?: number;
+  readonly signal?: (pid: number, signal: NodeJS.Signals) => void;
+}
+
+interface Known {
+  readonly pid: number;
+  readonly startTime: number;
+}
+
+function defaultSignal(pid: number, signal: NodeJS.Signals): void {
+  if (pid === 0 || pid === 1 || pid === -1) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // ESRCH: already gone; EPERM: not ours, which a tree member never is.
+  }
+}
+
+/**
+ * Kills every process of a session's tree (group, session id, marker, descendants): SIGTERM, wait up to
+ * `graceMs`, SIGKILL the survivors, then verify by pid and start time that none remain. New members found by a
+ * rescan (processes forked during the kill) are signalled too. Never signals a pid whose start time changed.
+ */
+export async function killTree(target: TreeTarget, options: KillTreeOptions): Promise<KillResult> {
+  const { table, graceMs } = options;
+  const pollMs = options.pollMs ?? 10;
+  const killWaitMs = options.killWaitMs ?? 3000;
+  const send = options.signal ?? defaultSignal;
+  const started = performance.now();
+  const known = new Map<number, Known>();
+  let forced = false;
+
+  const live = () => [...known.values()].filter((k) => isAlive(k.pid, k.startTime));
+  const signalMembers = (members: readonly MarkedProc[], signal: NodeJS.Signals) => {
+    // One group signal first: it reaches members forked after the scan atomically.
+    // (Never with pid 0: process.kill(-0) would signal our own group.)
+    if (target.pid > 1 && members.some((m) => m.pgid === target.pid)) send(-target.pid, signal);
+    for (const m of members) {
+      known.set(m.pid, { pid: m.pid, startTime: m.startTime });
+      if (isAlive(m.pid, m.startTime)) send(m.pid, signal);
+    }
+  };
+  const rescan = () =>
+    treeMembers(table.scan(table.timestamp()), target).filter((m) => m.state !== 'Z' && m.state !== 'X');
+
+  const waitGone = async (capMs: number) => {
+    const deadline = performance.now() + capMs;
+    while (live().length > 0 && performance.now() < deadline) await sleep(pollMs);
+  };
+
+  const first = rescan();
+  if (first.length === 0) {
+    return { signal: 'none', forced: false, pids: [], survivors: [], durationMs: performance.now() - started };
+  }
+  signalMembers(first, 'SIGTERM');
+  await waitGone(graceMs);
+
+  // Up to three SIGKILL rounds: each rescan catches anything forked while the previous round ran.
+  for (let round = 0; round < 3; round++) {
+    const remaining = rescan();
+    if (remaining.length === 0) break;
+    forced = true;
+    signalMembers(remaining, 'SIGKILL');
+    await waitGone(killWaitMs);
+  }
+  const survivors = [...new Set([...live().map((k) => k.pid), ...rescan().map((m) => m.pid)])];
+  return {
+    signal: forced ? 'SIGKILL' : 'SIGTERM',
+    forced,
+    pids: [...known.keys()].sort((a, b) => a - b),
+    survivors,
+    durationMs: performance.now() - started,
+  };
+}

@@ -1,0 +1,283 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { EndReason } from '../endReasons.js';
+import type { Logger } from '../log/logger.js';
+import { packageRoot } from '../paths.js';
+import { migrate } from './migrate.js';
+
+export interface NewSession {
+  readonly id: string;
+  readonly threadId: string;
+  readonly channelId: string | undefined;
+  readonly userId: string | undefined;
+  readonly instanceId: string;
+  readonly marker: string;
+  readonly cwd: string;
+  readonly command: readonly string[];
+  readonly startedAt: number;
+}
+
+export interface SessionEnd {
+  readonly reason: EndReason;
+  readonly endedAt: number;
+  readonly exitCode: number | undefined;
+  readonly exitSignal: number | undefined;
+  readonly killSignal: string;
+  readonly forced: boolean;
+  readonly pidsKilled: readonly number[];
+  readonly teardownMs: number;
+  readonly lastOutput: string | undefined;
+}
+
+/** A session as stored, for history, status and the reaper. */
+export interface SessionRow {
+  readonly id: string;
+  readonly threadId: string;
+  readonly channelId: string | null;
+  readonly userId: string | null;
+  readonly instanceId: string;
+  readonly pid: number | null;
+  readonly pidStart: number | null;
+  readonly marker: string;
+  readonly cwd: string;
+  readonly command: string;
+  readonly startedAt: number;
+  readonly readyAt: number | null;
+  readonly endedAt: number | null;
+  readonly endReason: EndReason | null;
+  readonly exitCode: number | null;
+  readonly exitSignal: number | null;
+  readonly killSignal: string | null;
+  readonly forced: number | null;
+  readonly pidsKilled: string | null;
+  readonly teardownMs: number | null;
+  readonly peakCpu: number | null;
+  readonly peakMemMb: number | null;
+  readonly turns: number;
+  readonly lastOutput: string | null;
+}
+
+export interface HistoryQuery {
+  readonly threadId?: string;
+  readonly reason?: EndReason;
+  /** Only sessions started at or after this time (ms since epoch). */
+  readonly since?: number;
+  readonly limit?: number;
+}
+
+export interface StoreOptions {
+  readonly logger: Logger;
+  readonly migrationsDir?: string;
+  readonly readonly?: boolean;
+}
+
+const COLUMNS = `id, thread_id AS threadId, channel_id AS channelId, user_id AS userId, instance_id AS instanceId,
+  pid, pid_start AS pidStart, marker, cwd, command, started_at AS startedAt, ready_at AS readyAt, ended_at AS endedAt,
+  end_reason AS endReason, exit_code AS exitCode, exit_signal AS exitSignal, kill_signal AS killSignal, forced,
+  pids_killed AS pidsKilled, teardown_ms AS teardownMs, peak_cpu AS peakCpu, peak_mem_mb AS peakMemMb, turns,
+  last_output AS lastOutput`;
+
+/** Failed writes kept for replay while the disk is full or read-only; beyond this the oldest are dropped. */
+const MAX_PENDING_WRITES = 10_000;
+
+/**
+ * The SQLite history of sessions. Writes never throw into the bot: a failed write (read-only file, full disk) is
+ * kept and replayed in order once writes work again, and `health()` reports the fault meanwhile.
+ */
+export class Store {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly logger: Logger;
+  private readonly pending: (() => void)[] = [];
+  private lastError: Error | undefined;
+  private closed = false;
+  private readonly stmts;
+
+  constructor(path: string, options: StoreOptions) {
+    this.path = path;
+    this.logger = options.logger;
+    if (path !== ':memory:' && !options.readonly) mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path, options.readonly ? { readonly: true, fileMustExist: true } : {});
+    if (!options.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      // FULL: a committed row survives a crash of the bot and of the host.
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+      migrate(this.db, options.migrationsDir ?? join(packageRoot(), 'migrations'));
+    }
+    const db = this.db;
+    this.stmts = options.readonly
+      ? undefined
+      : {
+          insert: db.prepare(`INSERT INTO sessions (id, thread_id, channel_id, user_id, instance_id, marker, cwd, command,
+            started_at) VALUES (@id, @threadId, @channelId, @userId, @instanceId, @marker, @cwd, @command, @startedAt)`),
+          spawned: db.prepare('UPDATE sessions SET pid = ?, pid_start = ? WHERE id = ?'),
+          ready: db.prepare('UPDATE sessions SET ready_at = ? WHERE id = ?'),
+          turn: db.prepare('UPDATE sessions SET turns = turns + 1 WHERE id = ?'),
+          peaks: db.prepare(`UPDATE sessions SET peak_cpu = MAX(COALESCE(peak_cpu, 0), ?),
+            peak_mem_mb = MAX(COALESCE(peak_mem_mb, 0), ?) WHERE id = ?`),
+          end: db.prepare(`UPDATE sessions SET ended_at = @endedAt, end_reason = @reason, exit_code = @exitCode,
+            exit_signal = @exitSignal, kill_signal = @killSignal, forced = @forced, pids_killed = @pidsKilled,
+            teardown_ms = @teardownMs, last_output = @lastOutput WHERE id = @id AND ended_at IS NULL`),
+          event: db.prepare('INSERT INTO events (session_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
+        };
+  }
+
+  /** Runs a write now, after replaying any that failed earlier; on failure keeps it for later. */
+  private write(fn: () => void): void {
+    if (this.closed) return;
+    this.pending.push(fn);
+    if (this.pending.length > MAX_PENDING_WRITES) this.pending.shift();
+    this.flush();
+  }
+
+  /** Replays pending writes in order; stops at the first failure. Returns true when none remain. */
+  flush(): boolean {
+    while (this.pending.length > 0) {
+      try {
+        this.pending[0]!();
+      } catch (err) {
+        if (!this.lastError) this.logger.error({ err, pending: this.pending.length }, 'database write failed; will retry');
+        this.lastError = err as Error;
+        return false;
+      }
+      this.pending.shift();
+    }
+    if (this.lastError) this.logger.info('database writes work again');
+    this.lastError = undefined;
+    return true;
+  }
+
+  private get s() {
+    if (!this.stmts) throw new Error('this Store was opened read-only');
+    return this.stmts;
+  }
+
+  insertSession(row: NewSession): void {
+    const s = this.s;
+    this.write(() =>
+      s.insert.run({
+        ...row,
+        channelId: row.channelId ?? null,
+        userId: row.userId ?? null,
+        command: JSON.stringify(row.command),
+      }),
+    );
+  }
+
+  markSpawned(id: string, pid: number, pidStart: number): void {
+    const s = this.s;
+    this.write(() => s.spawned.run(pid, pidStart, id));
+  }
+
+  markReady(id: string, at: number): void {
+    const s = this.s;
+    this.write(() => s.ready.run(at, id));
+  }
+
+  countTurn(id: string): void {
+    const s = this.s;
+    this.write(() => s.turn.run(id));
+  }
+
+  recordPeaks(id: string, cpuPercent: number, memMb: number): void {
+    const s = this.s;
+    this.write(() => s.peaks.run(cpuPercent, memMb, id));
+  }
+
+  recordEvent(sessionId: string, kind: string, detail?: unknown, at = Date.now()): void {
+    const s = this.s;
+    const json = detail === undefined ? null : JSON.stringify(detail);
+    this.write(() => s.event.run(sessionId, at, kind, json));
+  }
+
+  endSession(id: string, end: SessionEnd): void {
+    const s = this.s;
+    this.write(() =>
+      s.end.run({
+        id,
+        reason: end.reason,
+        endedAt: end.endedAt,
+        exitCode: end.exitCode ?? null,
+        exitSignal: end.exitSignal ?? null,
+        killSignal: end.killSignal,
+        forced: end.forced ? 1 : 0,
+        pidsKilled: JSON.stringify(end.pidsKilled),
+        teardownMs: end.teardownMs,
+        lastOutput: end.lastOutput ?? null,
+      }),
+    );
+  }
+
+  /** Sessions with no end recorded, oldest first. */
+  openSessions(): SessionRow[] {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE ended_at IS NULL ORDER BY started_at`).all() as SessionRow[];
+  }
+
+  history(query: HistoryQuery = {}): SessionRow[] {
+    const where: string[] = [];
+    const params: Record<string, unknown> = {};
+    if (query.threadId !== undefined) {
+      where.push('thread_id = @threadId');
+      params.threadId = query.threadId;
+    }
+    if (query.reason !== undefined) {
+      where.push('end_reason = @reason');
+      params.reason = query.reason;
+    }
+    if (query.since !== undefined) {
+      where.push('started_at >= @since');
+      params.since = query.since;
+    }
+    params.limit = query.limit ?? 100;
+    const sql = `SELECT ${COLUMNS} FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY started_at DESC, rowid DESC LIMIT @limit`;
+    return this.db.prepare(sql).all(params) as SessionRow[];
+  }
+
+  events(sessionId: string): { at: number; kind: string; detail: unknown }[] {
+    return (
+      this.db.prepare('SELECT at, kind, detail FROM events WHERE session_id = ? ORDER BY id').all(sessionId) as {
+        at: number;
+        kind: string;
+        detail: string | null;
+      }[]
+    ).map((e) => ({ ...e, detail: e.detail === null ? null : JSON.parse(e.detail) }));
+  }
+
+  /** Ended sessions counted by reason, optionally only those ended at or after `since`. */
+  countsByReason(since = 0): Partial<Record<EndReason, number>> {
+    const rows = this.db
+      .prepare(
+        'SELECT end_reason AS reason, COUNT(*) AS n FROM sessions WHERE ended_at IS NOT NULL AND ended_at >= ? GROUP BY end_reason',
+      )
+      .all(since) as { reason: EndReason; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
+  }
+
+  /** Whether the database takes writes now: replays pending writes and probes with a rolled-back insert. */
+  health(): { ok: true } | { ok: false; error: string } {
+    if (this.closed) return { ok: false, error: 'database is closed' };
+    if (!this.flush()) return { ok: false, error: `database not writable: ${this.lastError?.message ?? 'unknown'}` };
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      this.db.exec('ROLLBACK');
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: `database not writable: ${(err as Error).message}` };
+    }
+  }
+
+  get pendingWrites(): number {
+    return this.pending.length;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+}
