@@ -73,8 +73,14 @@ export interface AgentSessionOptions {
   readonly now?: () => number;
 }
 
+/** Called when a queued message becomes the running turn; lets a caller bind a reply stream to it. */
+export interface PromptHooks {
+  readonly onStart?: (turnId: number) => void;
+}
+
 interface QueuedTurn {
   readonly text: string;
+  readonly hooks: PromptHooks;
   readonly resolve: (r: TurnResult) => void;
   readonly reject: (e: Error) => void;
 }
@@ -169,6 +175,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     return this.pidStart;
   }
 
+  /** Id of the running turn, or undefined when no turn runs. */
+  get currentTurnId(): number | undefined {
+    return this.current?.turnId;
+  }
+
   /** Start of the running turn, ms, or undefined when no turn runs. */
   get turnStartedAt(): number | undefined {
     return this.current?.startedAt;
@@ -243,11 +254,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   /** Queues a message as a turn; resolves with the reply when the agent's prompt returns. */
-  prompt(text: string): Promise<TurnResult> {
+  prompt(text: string, hooks: PromptHooks = {}): Promise<TurnResult> {
     if (this.closing) return Promise.reject(new SessionClosedError(this.endReason ?? 'closing'));
+    if (sanitizeInput(text).trim() === '') return Promise.reject(new TypeError('an empty message is not a turn'));
     this.lastActivityAt = this.now();
     return new Promise<TurnResult>((resolve, reject) => {
-      this.queue.push({ text, resolve, reject });
+      this.queue.push({ text, hooks, resolve, reject });
       if (this._state === 'idle') this.startNextTurn();
     });
   }
@@ -447,6 +459,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.setState('busy');
     this.opts.store?.countTurn(this.id);
     this.opts.store?.recordEvent(this.id, 'turn_start', { turnId, chars: text.length });
+    next.hooks.onStart?.(turnId);
     this.emit('turnStart', { turnId, text });
     this.proc.write(payload);
     this.armQuietTimer();

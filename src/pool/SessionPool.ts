@@ -10,6 +10,7 @@ import type { Config } from '../config/Config.js';
 import type { EndReason } from '../endReasons.js';
 import { PoolFullError, ThreadwardenError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { killTree } from '../process/killTree.js';
 import { formatMarker, selfIdentity } from '../process/marker.js';
 import { ProcessTable } from '../process/ProcessTable.js';
 import type { Store } from '../store/Store.js';
@@ -82,6 +83,8 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   private readonly closing = new Set<Promise<CloseResult>>();
   private readonly starting = new Map<string, Promise<AgentSession>>();
   private readonly ended = new Map<EndReason, number>();
+  /** Every session not yet closed, live or being torn down. */
+  private readonly unclosed = new Set<AgentSession>();
   private readonly sweepTimer: NodeJS.Timeout;
   private draining = false;
 
@@ -188,6 +191,18 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     return results;
   }
 
+  /** Last resort (a second shutdown signal): SIGKILL every tree now, without the grace period. */
+  async forceKillAll(): Promise<void> {
+    this.draining = true;
+    await Promise.all(
+      [...this.unclosed].map((s) =>
+        s.pid !== undefined && s.pidStartTime !== undefined
+          ? killTree({ pid: s.pid, startTime: s.pidStartTime, marker: s.marker }, { graceMs: 0, table: this.table })
+          : undefined,
+      ),
+    );
+  }
+
   /** Closes sessions idle (or stalled on an unanswered permission prompt) for longer than the TTL. */
   sweep(): void {
     const cutoff = this.now() - this.cfg.sessionIdleTtlMs;
@@ -265,7 +280,9 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     session.on('turnStart', () => {
       if (this.cache.peek(threadId) === session) this.cache.get(threadId);
     });
+    this.unclosed.add(session);
     session.once('closed', (result) => {
+      this.unclosed.delete(session);
       this.ended.set(result.reason, (this.ended.get(result.reason) ?? 0) + 1);
       // A session that ended by itself (crash, spawn failure) leaves the cache here; dispose sees it closing.
       if (this.cache.peek(threadId) === session) {
