@@ -1,0 +1,223 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { BotHarness } from './helpers/botHarness.js';
+import { alive, expectAllGone, killAll } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
+
+let h: BotHarness | undefined;
+
+afterEach(async () => {
+  if (!h) return;
+  const { emu, seen } = h;
+  await h.dispose();
+  // Across every test: Discord never answered the bot with an error or a 429, and the bot never reopened a thread.
+  expect(emu.errors().filter((e) => !e.path.includes('/interactions/') || e.status !== 404)).toEqual([]);
+  expect(emu.rateLimited()).toEqual([]);
+  expect(emu.unarchivedByBotPost).toBe(0);
+  expect(alive(seen)).toEqual([]);
+  await killAll(seen);
+  h = undefined;
+});
+
+/** Every bot message body in the request log pinged nobody. */
+function mentionsOfBotPosts(harness: BotHarness): unknown[] {
+  return harness.emu.requestLog
+    .filter((e) => (e.method === 'POST' || e.method === 'PATCH') && /\/channels\/\d+\/messages/.test(e.path))
+    .map((e) => (e.body as { allowed_mentions?: unknown } | undefined)?.allowed_mentions);
+}
+
+describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in ptys)', () => {
+  it('a mention starts a thread and a session; a second message reaches the same agent', async () => {
+    h = await BotHarness.start();
+    const t0 = Date.now();
+    const threadId = await h.mention(h.alice, 'hello there');
+    const [first] = await h.botMessages(threadId, t0);
+    expect(first!.content).toBe('You said: hello there');
+    const latency = Date.now() - t0;
+    expect(latency).toBeGreaterThan(0);
+    const pid = h.app.pool.get(threadId)!.pid;
+    h.tree(threadId);
+    const t1 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:pid');
+    const [second] = await h.botMessages(threadId, t1);
+    expect(second!.content).toContain(`pid `);
+    expect(h.app.pool.get(threadId)!.pid).toBe(pid);
+    expect(h.app.pool.size).toBe(1);
+    // The user's message carries the outcome.
+    const reactions = h.emu.reactions(h.emu.defaultChannelId, threadId);
+    expect(reactions).toContain('✅');
+  });
+
+  it('delivers a 5000-character reply with a code block complete, in valid parts', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const t0 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:long 5000');
+    const parts = await h.botMessages(threadId, t0, 3);
+    let total = 0;
+    for (const p of parts) {
+      expect(p.content.length).toBeLessThanOrEqual(2000);
+      expect(p.content.length).toBeGreaterThan(0);
+      expect((p.content.match(/^```/gm) ?? []).length % 2).toBe(0);
+      total += p.content.length;
+    }
+    expect(total).toBeGreaterThanOrEqual(4500);
+    const joined = parts.map((p) => p.content).join('\n');
+    const numbered = [...joined.matchAll(/^(?:line )?(\d+)\b/gm)].map((m) => Number(m[1]));
+    expect(numbered.length).toBeGreaterThan(10);
+  });
+
+  it('answers messages sent during a turn in order', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const t0 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:slow-reply 3 300');
+    h.emu.userSays(threadId, h.alice, 'second');
+    h.emu.userSays(threadId, h.alice, 'third');
+    const msgs = await h.botMessages(threadId, t0, 3);
+    const finals = msgs.map((m) => m.content);
+    expect(finals[1]).toBe('You said: second');
+    expect(finals[2]).toBe('You said: third');
+  });
+
+  it.each(['archive', 'delete'] as const)('%s ends the session and every pid of its tree within KILL_GRACE_MS + 1 s', async (how) => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const t0 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:spawn setsid');
+    await h.botMessages(threadId, t0, 1);
+    const t1 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:ignore-term');
+    await h.botMessages(threadId, t1, 1);
+    const tree = h.tree(threadId);
+    expect(tree.length).toBeGreaterThanOrEqual(3);
+    const sessionId = h.app.pool.get(threadId)!.id;
+    const start = performance.now();
+    if (how === 'archive') h.emu.archiveThread(threadId);
+    else h.emu.deleteThread(threadId);
+    await expectAllGone(tree, 500 + 1000);
+    const ms = performance.now() - start;
+    expect(ms).toBeLessThan(1500);
+    const row = await waitFor(() => h!.app.store.history().find((r) => r.id === sessionId && r.endReason), 'the row');
+    expect(row.endReason).toBe(how === 'archive' ? 'archived' : 'deleted');
+  });
+
+  it('an unarchived thread gets a fresh session in the same workspace, resumed', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'remember me');
+    await h.botMessages(threadId, 0);
+    const first = h.app.pool.get(threadId)!;
+    h.emu.archiveThread(threadId);
+    await waitFor(() => first.state === 'closed', 'the archived session to end');
+    h.emu.unarchiveThread(threadId);
+    const t0 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:history');
+    const [reply] = await h.botMessages(threadId, t0);
+    expect(reply!.content).toContain('remember me');
+    const second = h.app.pool.get(threadId)!;
+    expect(second.id).not.toBe(first.id);
+    expect(second.cwd).toBe(first.cwd);
+  });
+
+  it('/pool-status lists the session with its thread and pid', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const pid = h.app.pool.get(threadId)!.pid!;
+    const i = h.emu.runCommand(threadId, h.alice, 'pool-status');
+    const first = await i.initialResponse;
+    expect(first.type).toBe(5);
+    const embed = await waitFor(() => i.original()?.embeds?.[0], 'the /pool-status embed');
+    expect(embed.title).toContain('1/10');
+    expect(embed.description).toContain(`<#${threadId}>`);
+    expect(embed.description).toContain(`pid ${pid}`);
+  });
+
+  it('/cancel interrupts the turn and /reset ends the session', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const t0 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:hang');
+    await waitFor(() => h!.app.pool.get(threadId)?.state === 'busy', 'the turn to start');
+    const cancel = h.emu.runCommand(threadId, h.alice, 'cancel');
+    await waitFor(() => cancel.original()?.content?.includes('Ctrl-C'), 'the /cancel reply');
+    const msgs = await h.botMessages(threadId, t0);
+    expect(msgs.at(-1)!.content).toContain('cancelled');
+    const tree = h.tree(threadId);
+    const sessionId = h.app.pool.get(threadId)!.id;
+    const reset = h.emu.runCommand(threadId, h.alice, 'reset');
+    await waitFor(() => reset.original()?.content?.includes('Session ended'), 'the /reset reply');
+    await expectAllGone(tree, 100);
+    expect(h.app.store.history().find((r) => r.id === sessionId)?.endReason).toBe('reset');
+  });
+
+  it('refuses a stranger: 🚫, nothing spawned, also inside an allowed user’s thread', async () => {
+    h = await BotHarness.start();
+    const m = h.emu.userSays(h.emu.defaultChannelId, h.mallory, 'let me in', { mentionBot: true });
+    await waitFor(() => h!.emu.reactions(h!.emu.defaultChannelId, m.id).includes('🚫'), 'the 🚫 reaction');
+    expect(h.emu.threads()).toEqual([]);
+    expect(h.app.store.history()).toEqual([]);
+    const threadId = await h.mention(h.bob, 'bob is allowed by role');
+    await h.botMessages(threadId, 0);
+    const turnsBefore = h.app.store.history()[0]!.turns;
+    const inside = h.emu.userSays(threadId, h.mallory, 'fake:env');
+    await waitFor(() => h!.emu.reactions(threadId, inside.id).includes('🚫'), 'the 🚫 reaction in the thread');
+    expect(h.app.store.history()[0]!.turns).toBe(turnsBefore);
+  });
+
+  it('turns the permission prompt into buttons; a late press is told it expired', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const t0 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:permission');
+    const prompt = await waitFor(
+      () => h!.emu.channelMessages(threadId).find((m) => m.content.includes('asks for permission') && m.components?.length),
+      'the permission buttons',
+    );
+    const stranger = h.emu.pressButton(threadId, prompt.id, `perm:${h.app.pool.get(threadId)!.id}:allow`, h.mallory);
+    expect((await stranger.initialResponse).data).toMatchObject({ content: expect.stringContaining('not allowed'), flags: 64 });
+    const customId = (prompt.components![0] as { components: { custom_id: string }[] }).components[0]!.custom_id;
+    const press = h.emu.pressButton(threadId, prompt.id, customId, h.alice);
+    expect((await press.initialResponse).type).toBe(7);
+    const msgs = await h.botMessages(threadId, t0, 2);
+    expect(msgs.map((m) => m.content).join('\n')).toContain('Ran pwd');
+    const late = h.emu.pressButton(threadId, prompt.id, customId, h.alice);
+    expect((await late.initialResponse).data).toMatchObject({ content: expect.stringContaining('expired'), flags: 64 });
+  });
+
+  it('agent output with @everyone, @here and mentions pings nobody', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const t0 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:mentions');
+    const msgs = await h.botMessages(threadId, t0, 2);
+    expect(msgs.map((m) => m.content).join('\n')).toContain('@everyone');
+    const mentions = mentionsOfBotPosts(h);
+    expect(mentions.length).toBeGreaterThan(2);
+    for (const m of mentions) expect(m).toMatchObject({ parse: [] });
+  });
+
+  it('tells the thread when the agent crashes, and the next message starts a new session', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const t0 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'fake:crash');
+    const msgs = await waitFor(
+      () => h!.emu.channelMessages(threadId).filter((m) => m.content.includes('exited unexpectedly')),
+      'the crash notice',
+    );
+    expect(msgs[0]!.content).toContain('`crashed`');
+    expect(msgs[0]!.content).toContain('partial output');
+    const t1 = Date.now();
+    h.emu.userSays(threadId, h.alice, 'are you back?');
+    const [back] = await h.botMessages(threadId, t1);
+    expect(back!.content).toBe('You said: are you back?');
+    expect(t0).toBeLessThan(t1);
+  });
+});

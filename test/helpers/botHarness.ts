@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { APIMessage, APIUser } from 'discord-api-types/v10';
+import { App } from '../../src/app/App.js';
+import { parseConfig } from '../../src/config/Config.js';
+import { DiscordEmulator } from '../../src/emulator/DiscordEmulator.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { fakeKiroPath } from '../../src/paths.js';
+import { identify, type Pid } from './processes.js';
+import { treeMembers } from '../../src/process/ProcessTable.js';
+
+export const NO_THROTTLE = { ws: { buildIdentifyThrottler: async () => ({ waitForIdentify: async () => {} }) } };
+
+/**
+ * The real bot (App) against the local Discord emulator and the fake kiro-cli. `alice` is allowed by user id,
+ * `bob` through the allowed role, `mallory` by nothing.
+ */
+export class BotHarness {
+  readonly dir = mkdtempSync(join(tmpdir(), 'tw-bot-'));
+  readonly emu: DiscordEmulator;
+  app!: App;
+  alice!: APIUser;
+  bob!: APIUser;
+  mallory!: APIUser;
+  roleId!: string;
+  readonly seen: Pid[] = [];
+
+  private constructor(emu: DiscordEmulator) {
+    this.emu = emu;
+  }
+
+  static async start(
+    env: Record<string, string> = {},
+    emuOptions: ConstructorParameters<typeof DiscordEmulator>[0] = {},
+  ): Promise<BotHarness> {
+    const emu = new DiscordEmulator(emuOptions);
+    await emu.start();
+    const h = new BotHarness(emu);
+    h.roleId = emu.createRole('agents');
+    h.alice = emu.createUser('alice');
+    h.bob = emu.createUser('bob', { roles: [h.roleId] });
+    h.mallory = emu.createUser('mallory');
+    const config = parseConfig({
+      DISCORD_TOKEN: 'test-token',
+      DISCORD_API_BASE: emu.apiBase,
+      DISCORD_GUILD_ID: emu.guildId,
+      ALLOWED_USER_IDS: h.alice.id,
+      ALLOWED_ROLE_IDS: h.roleId,
+      KIRO_CLI_PATH: fakeKiroPath(),
+      WORKSPACE_ROOT: join(h.dir, 'workspaces'),
+      DATABASE_PATH: join(h.dir, 'tw.db'),
+      KILL_GRACE_MS: '500',
+      HTTP_PORT: '0',
+      ...env,
+    });
+    h.app = await App.start({
+      config,
+      logger: silentLogger(),
+      clientOptions: NO_THROTTLE,
+      editIntervalMs: 1500,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'test-token', ...env },
+    });
+    return h;
+  }
+
+  /** A user mentions the bot in the default channel; resolves to the thread the bot started. */
+  async mention(user: APIUser, text: string): Promise<string> {
+    const msg = this.emu.userSays(this.emu.defaultChannelId, user, text, { mentionBot: true });
+    const thread = await this.emu.waitFor(() => this.emu.threads().find((t) => t.id === msg.id), {
+      what: 'the bot to start a thread',
+    });
+    return thread.id;
+  }
+
+  /** Bot messages in a thread posted after `since` (ms), once the streaming placeholder is gone and `count` exist. */
+  async botMessages(threadId: string, since: number, count = 1, timeoutMs = 20_000): Promise<APIMessage[]> {
+    return this.emu.waitFor(
+      () => {
+        const msgs = this.emu
+          .channelMessages(threadId)
+          .filter((m) => m.author.id === this.emu.botUser.id && Date.parse(m.timestamp) >= since - 5);
+        const settled = msgs.length >= count && !msgs.some((m) => m.content.includes('⏳ working…'));
+        return settled ? msgs : undefined;
+      },
+      { what: `${count} bot message(s) in thread ${threadId}`, timeoutMs },
+    );
+  }
+
+  /** Every live pid of the thread's session tree, remembered for the final check. */
+  tree(threadId: string): Pid[] {
+    const s = this.app.pool.get(threadId);
+    if (!s?.pid || s.pidStartTime === undefined) return [];
+    const t = this.app.table;
+    const members = treeMembers(t.scan(t.timestamp()), { pid: s.pid, startTime: s.pidStartTime, marker: s.marker });
+    const pids = identify(members.filter((m) => m.state !== 'Z').map((m) => m.pid));
+    this.seen.push(...pids);
+    return pids;
+  }
+
+  async dispose(): Promise<void> {
+    await this.app.shutdown();
+    await this.emu.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,77 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AgentSession } from '../../src/agent/AgentSession.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { fakeKiroPath } from '../../src/paths.js';
+import { type PoolConfig, SessionPool, type SessionPoolOptions } from '../../src/pool/SessionPool.js';
+import { ProcessTable, treeMembers } from '../../src/process/ProcessTable.js';
+import { Store } from '../../src/store/Store.js';
+import { identify, type Pid } from './processes.js';
+
+let counter = 0;
+/** A fresh 18-digit thread id. */
+export function threadId(): string {
+  counter++;
+  return `1${String(Date.now()).slice(-9)}${String(counter).padStart(8, '0')}`;
+}
+
+export function poolConfig(root: string, overrides: Partial<PoolConfig> = {}): PoolConfig {
+  return {
+    maxSessions: 5,
+    sessionIdleTtlMs: 60_000,
+    killGraceMs: 500,
+    kiroCliPath: fakeKiroPath(),
+    kiroArgs: ['chat', '--legacy-ui'],
+    trustAllTools: false,
+    workspaceRoot: join(root, 'workspaces'),
+    agentEnvPassthrough: [],
+    spawnTimeoutMs: 15_000,
+    turnQuietMs: 5_000,
+    ...overrides,
+  };
+}
+
+/** A pool on the fake agent with a real SQLite file in a temporary directory; `dispose()` ends everything. */
+export class PoolHarness {
+  readonly root = mkdtempSync(join(tmpdir(), 'tw-pool-'));
+  readonly store = new Store(join(this.root, 'tw.db'), { logger: silentLogger() });
+  readonly table = new ProcessTable();
+  readonly pool: SessionPool;
+  /** Every pid the tests saw in a tree, for the final check that nothing survives. */
+  readonly seen: Pid[] = [];
+
+  constructor(overrides: Partial<PoolConfig> = {}, options: Partial<SessionPoolOptions> = {}) {
+    this.pool = new SessionPool({
+      config: poolConfig(this.root, overrides),
+      logger: silentLogger(),
+      store: this.store,
+      table: this.table,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'secret-token-value' },
+      ...options,
+    });
+  }
+
+  /** The live processes of a session's tree right now (pid + start time), remembered for the final check. */
+  tree(session: AgentSession): Pid[] {
+    if (session.pid === undefined || session.pidStartTime === undefined) return [];
+    const members = treeMembers(this.table.scan(this.table.timestamp()), {
+      pid: session.pid,
+      startTime: session.pidStartTime,
+      marker: session.marker,
+    }).filter((p) => p.state !== 'Z');
+    const pids = identify(members.map((m) => m.pid));
+    this.seen.push(...pids);
+    return pids;
+  }
+
+  row(sessionId: string) {
+    return this.store.history({ limit: 1000 }).find((r) => r.id === sessionId);
+  }
+
+  async dispose(): Promise<void> {
+    await this.pool.closeAll('shutdown');
+    this.store.close();
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}

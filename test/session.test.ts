@@ -1,0 +1,214 @@
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SessionClosedError, SpawnFailedError } from '../src/errors.js';
+import { readProc } from '../src/process/procfs.js';
+import { PoolHarness, threadId } from './helpers/harness.js';
+import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
+
+let h: PoolHarness | undefined;
+afterEach(async () => {
+  if (!h) return;
+  const seen = h.seen;
+  await h.dispose();
+  // Whatever a test did, nothing it started may survive it.
+  expect(alive(seen)).toEqual([]);
+  await killAll(seen);
+  h = undefined;
+});
+
+/** Pids the fake agent reports in its reply ("spawned setsid 123"). */
+function reportedPids(text: string): Pid[] {
+  return identify((text.match(/\b\d{2,7}\b/g) ?? []).map(Number).filter((n) => readProc(n) !== undefined));
+}
+
+describe('AgentSession with the fake kiro-cli in a real pty', () => {
+  it('starts, reaches the prompt and answers a turn', async () => {
+    h = new PoolHarness();
+    const s = await h.pool.acquire(threadId());
+    await s.ready;
+    expect(s.state).toBe('idle');
+    const r = await s.prompt('hello agent');
+    expect(r.text).toBe('You said: hello agent');
+    expect(r.cancelled).toBe(false);
+    expect(s.state).toBe('idle');
+    const row = h.row(s.id)!;
+    expect(row.pid).toBe(s.pid);
+    expect(row.readyAt).not.toBeNull();
+    expect(row.turns).toBe(1);
+  });
+
+  it('sends a multi-line message as one turn', async () => {
+    h = new PoolHarness();
+    const s = await h.pool.acquire(threadId());
+    const r = await s.prompt('fake:echo\nline one\nline two');
+    expect(r.text).toContain(JSON.stringify('fake:echo\nline one\nline two').slice(1, -1));
+    expect(h.row(s.id)!.turns).toBe(1);
+  });
+
+  it('queues messages sent during a turn and answers them in order', async () => {
+    h = new PoolHarness();
+    const s = await h.pool.acquire(threadId());
+    const replies = await Promise.all([
+      s.prompt('fake:slow-reply 3 50'),
+      s.prompt('second'),
+      s.prompt('third'),
+    ]);
+    expect(replies.map((r) => r.turnId)).toEqual([1, 2, 3]);
+    expect(replies[1]!.text).toBe('You said: second');
+    expect(replies[2]!.text).toBe('You said: third');
+  });
+
+  it('never lets control characters or escape sequences act as keystrokes', async () => {
+    h = new PoolHarness();
+    const s = await h.pool.acquire(threadId());
+    const r = await s.prompt('fake:echo a\x03b\x1b[201~c\x00d\x04e\u202Ef👍');
+    expect(r.text).toContain(`received: ${JSON.stringify('fake:echo ab[201~cde\u202Ef👍')}`);
+    expect(s.state).toBe('idle');
+  });
+
+  it('surfaces the permission prompt and writes the answer', async () => {
+    h = new PoolHarness();
+    const s = await h.pool.acquire(threadId());
+    const asked = new Promise<string>((resolve) => s.once('permission', (p) => resolve(p.text)));
+    const turn = s.prompt('fake:permission');
+    expect(await asked).toContain('[y/n/t]:');
+    expect(s.pendingPermission).toContain('Allow this action?');
+    expect(s.answerPermission('allow')).toBe(true);
+    expect(s.answerPermission('allow')).toBe(false);
+    const r = await turn;
+    expect(r.text).toContain('Ran pwd');
+    const denied = new Promise<void>((resolve) => s.once('permission', () => resolve()));
+    const turn2 = s.prompt('fake:permission');
+    await denied;
+    s.answerPermission('deny');
+    expect((await turn2).text).toContain('Tool use was denied.');
+  });
+
+  it('cancels a hanging turn with Ctrl-C', async () => {
+    h = new PoolHarness();
+    const s = await h.pool.acquire(threadId());
+    const turn = s.prompt('fake:hang');
+    await waitFor(() => s.state === 'busy' && s.currentTurnId === 1, 'the turn to start');
+    expect(s.interrupt()).toBe(true);
+    const r = await turn;
+    expect(r.cancelled).toBe(true);
+    expect(s.state).toBe('idle');
+    expect((await s.prompt('still there?')).text).toBe('You said: still there?');
+  });
+
+  it('keeps the environment to the allowlist: no DISCORD_TOKEN anywhere in the tree', async () => {
+    h = new PoolHarness();
+    const s = await h.pool.acquire(threadId());
+    const r = await s.prompt('fake:env');
+    expect(r.text).not.toContain('DISCORD_TOKEN');
+    expect(r.text).not.toContain('secret-token-value');
+    expect(r.text).toContain('THREADWARDEN_MARKER=');
+    const spawned = await s.prompt('fake:spawn setsid');
+    const tree = [...h.tree(s), ...reportedPids(spawned.text)];
+    expect(tree.length).toBeGreaterThanOrEqual(3);
+    for (const p of tree) {
+      const env = readFileSync(`/proc/${p.pid}/environ`, 'utf8');
+      expect(env).not.toContain('DISCORD_TOKEN');
+      expect(env).not.toContain('secret-token-value');
+    }
+  });
+
+  it('gives no agent another session’s pty master or any descriptor of the bot', async () => {
+    h = new PoolHarness();
+    const sessions = await Promise.all([1, 2, 3].map(() => h!.pool.acquire(threadId())));
+    await Promise.all(sessions.map((s) => s.ready));
+    const botFds = new Set(
+      readdirSync('/proc/self/fd').flatMap((fd) => {
+        try {
+          return [readlinkSync(`/proc/self/fd/${fd}`)];
+        } catch {
+          return [];
+        }
+      }),
+    );
+    let checked = 0;
+    for (const s of sessions) {
+      for (const p of h.tree(s)) {
+        for (const fd of readdirSync(`/proc/${p.pid}/fd`)) {
+          let target: string;
+          try {
+            target = readlinkSync(`/proc/${p.pid}/fd/${fd}`);
+          } catch {
+            continue;
+          }
+          checked++;
+          expect(target, `pid ${p.pid} fd ${fd}`).not.toBe('/dev/ptmx');
+          if (target.startsWith('pipe:') || target.startsWith('socket:') || target.startsWith('anon_inode:')) {
+            expect(botFds.has(target) && !target.startsWith('anon_inode:'), `pid ${p.pid} fd ${fd} -> ${target}`).toBe(false);
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(6);
+  });
+
+  it('keeps memory bounded while the agent floods 50 MB of output', async () => {
+    h = new PoolHarness({}, { sessionOptions: { maxTurnChars: 100_000 } });
+    const s = await h.pool.acquire(threadId());
+    await s.ready;
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 50);
+    try {
+      const r = await s.prompt('fake:flood 50');
+      expect(r.text.length).toBeLessThanOrEqual(110_000);
+      expect(r.text).toMatch(/lines of output omitted/);
+    } finally {
+      clearInterval(sampler);
+    }
+    const growthMb = (peak - before) / 1024 / 1024;
+    expect(growthMb).toBeLessThan(150);
+  }, 120_000);
+
+  it('reports a missing executable as spawn_failed with a clear message', async () => {
+    h = new PoolHarness({ kiroCliPath: '/nonexistent/kiro-cli' });
+    const s = await h.pool.acquire(threadId());
+    const err = await s.ready.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(SpawnFailedError);
+    expect((err as SpawnFailedError).output).toContain('was not found');
+    await waitFor(() => h!.row(s.id)?.endReason === 'spawn_failed', 'the spawn_failed row');
+  });
+
+  it('reports "not logged in" as spawn_failed and keeps the agent’s words', async () => {
+    h = new PoolHarness(
+      {},
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME, KIRO_FAKE_STARTUP: 'not-logged-in' } },
+    );
+    const s = await h.pool.acquire(threadId());
+    const err = (await s.ready.catch((e: unknown) => e)) as SpawnFailedError;
+    expect(err).toBeInstanceOf(SpawnFailedError);
+    expect(err.output).toContain('not logged in');
+    const row = await waitFor(() => {
+      const r = h!.row(s.id);
+      return r?.endReason ? r : undefined;
+    }, 'the row to close');
+    expect(row.endReason).toBe('spawn_failed');
+    expect(row.exitCode).toBe(1);
+    expect(row.lastOutput).toContain('You are not logged in');
+  });
+
+  it('records an agent that dies mid-turn as crashed and kills what it left behind', async () => {
+    h = new PoolHarness();
+    const s = await h.pool.acquire(threadId());
+    const spawned = await s.prompt('fake:spawn setsid');
+    const tree = [...h.tree(s), ...reportedPids(spawned.text)];
+    const err = await s.prompt('fake:crash').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SessionClosedError);
+    expect((err as SessionClosedError).reason).toBe('crashed');
+    expect((err as SessionClosedError).output).toContain('partial output');
+    await expectAllGone(tree);
+    await waitFor(() => h!.row(s.id)?.endReason === 'crashed', 'the crashed row');
+  });
+});
