@@ -66,8 +66,13 @@ function readOnlyConfig(): Config {
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
-  if (!m) throw new UsageError(`--since: expected a duration like 90s, 30m, 24h or 7d, got ${JSON.stringify(text)}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  if (!m)
+    throw new UsageError(
+      `--since: expected a duration like 90s, 30m, 24h or 7d, got ${JSON.stringify(text)}`,
+    );
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    m[2] as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
   return Number(m[1]) * unit;
 }
 
@@ -83,13 +88,18 @@ async function history(argv: string[]): Promise<number> {
     },
   });
   if (values.reason !== undefined && !isEndReason(values.reason)) {
-    throw new UsageError(`--reason: expected one of ${END_REASONS.join(', ')}, got ${JSON.stringify(values.reason)}`);
+    throw new UsageError(
+      `--reason: expected one of ${END_REASONS.join(', ')}, got ${JSON.stringify(values.reason)}`,
+    );
   }
   const limit = values.limit === undefined ? 50 : Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive whole number`);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new UsageError(`--limit: expected a positive whole number`);
   const config = readOnlyConfig();
   if (!existsSync(config.databasePath)) {
-    process.stderr.write(`threadwarden: no database at ${config.databasePath} (DATABASE_PATH); nothing recorded yet\n`);
+    process.stderr.write(
+      `threadwarden: no database at ${config.databasePath} (DATABASE_PATH); nothing recorded yet\n`,
+    );
     if (values.json) process.stdout.write('[]\n');
     return 0;
   }
@@ -128,7 +138,11 @@ export function formatTable(rows: Record<string, string | number>[]): string {
   if (rows.length === 0) return '(no sessions)\n';
   const keys = Object.keys(rows[0]!);
   const width = keys.map((k) => Math.max(k.length, ...rows.map((r) => String(r[k]).length)));
-  const line = (cells: string[]) => `${cells.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd()}\n`;
+  const line = (cells: string[]) =>
+    `${cells
+      .map((c, i) => c.padEnd(width[i]!))
+      .join('  ')
+      .trimEnd()}\n`;
   return line(keys) + rows.map((r) => line(keys.map((k) => String(r[k])))).join('');
 }
 
@@ -137,9 +151,16 @@ async function reap(argv: string[]): Promise<number> {
   const config = readOnlyConfig();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const dryRun = values['dry-run'] ?? false;
-  const store = existsSync(config.databasePath) && !dryRun ? new Store(config.databasePath, { logger }) : undefined;
+  const store =
+    existsSync(config.databasePath) && !dryRun ? new Store(config.databasePath, { logger }) : undefined;
   try {
-    const result = await reapOrphans({ table: new ProcessTable(), logger, graceMs: config.killGraceMs, store, dryRun });
+    const result = await reapOrphans({
+      table: new ProcessTable(),
+      logger,
+      graceMs: config.killGraceMs,
+      store,
+      dryRun,
+    });
     for (const s of result.sessions) {
       process.stdout.write(
         `${dryRun ? 'would kill' : 'killed'} session ${s.sessionId} (instance ${s.instanceId}): pids ${s.pids.join(' ') || '(none left)'}\n`,

@@ -1,5 +1,10 @@
 /** Stable error codes; callers branch on `code`, never on message text. */
-export type ThreadwardenErrorCode = 'CONFIG_INVALID' | 'POOL_FULL' | 'SPAWN_FAILED' | 'SESSION_CLOSED' | 'INVALID_THREAD_ID';
+export type ThreadwardenErrorCode =
+  | 'CONFIG_INVALID'
+  | 'POOL_FULL'
+  | 'SPAWN_FAILED'
+  | 'SESSION_CLOSED'
+  | 'INVALID_THREAD_ID';
 
 export class ThreadwardenError extends Error {
   readonly code: ThreadwardenErrorCode;
@@ -17,7 +22,10 @@ export class ConfigError extends ThreadwardenError {
     super(
       'CONFIG_INVALID',
       issues
-        .map((i) => `${i.variable}=${i.value === undefined ? '(unset)' : JSON.stringify(i.value)}: expected ${i.expected}`)
+        .map(
+          (i) =>
+            `${i.variable}=${i.value === undefined ? '(unset)' : JSON.stringify(i.value)}: expected ${i.expected}`,
+        )
         .join('\n'),
     );
     this.issues = issues;

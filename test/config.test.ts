@@ -71,7 +71,10 @@ describe('config', () => {
   });
 
   it('requires a token', () => {
-    expect(issuesOf({ ALLOW_ALL_USERS: 'true' })[0]).toMatchObject({ variable: 'DISCORD_TOKEN', value: undefined });
+    expect(issuesOf({ ALLOW_ALL_USERS: 'true' })[0]).toMatchObject({
+      variable: 'DISCORD_TOKEN',
+      value: undefined,
+    });
   });
 
   it('refuses to start with every allowlist empty unless ALLOW_ALL_USERS=true', () => {
@@ -80,7 +83,14 @@ describe('config', () => {
   });
 
   it('splits arguments like a shell without running one', () => {
-    expect(splitArgs(`a 'b c' "d \\"e\\"" f\\ g $(rm) ;`)).toEqual(['a', 'b c', 'd "e"', 'f g', '$(rm)', ';']);
+    expect(splitArgs(`a 'b c' "d \\"e\\"" f\\ g $(rm) ;`)).toEqual([
+      'a',
+      'b c',
+      'd "e"',
+      'f g',
+      '$(rm)',
+      ';',
+    ]);
     expect(splitArgs('   ')).toEqual([]);
     expect(splitArgs(`''`)).toEqual(['']);
   });

@@ -81,28 +81,34 @@ describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in
     expect(finals[2]).toBe('You said: third');
   });
 
-  it.each(['archive', 'delete'] as const)('%s ends the session and every pid of its tree within KILL_GRACE_MS + 1 s', async (how) => {
-    h = await BotHarness.start();
-    const threadId = await h.mention(h.alice, 'start');
-    await h.botMessages(threadId, 0);
-    const t0 = Date.now();
-    h.emu.userSays(threadId, h.alice, 'fake:spawn setsid');
-    await h.botMessages(threadId, t0, 1);
-    const t1 = Date.now();
-    h.emu.userSays(threadId, h.alice, 'fake:ignore-term');
-    await h.botMessages(threadId, t1, 1);
-    const tree = h.tree(threadId);
-    expect(tree.length).toBeGreaterThanOrEqual(3);
-    const sessionId = h.app.pool.get(threadId)!.id;
-    const start = performance.now();
-    if (how === 'archive') h.emu.archiveThread(threadId);
-    else h.emu.deleteThread(threadId);
-    await expectAllGone(tree, 500 + 1000);
-    const ms = performance.now() - start;
-    expect(ms).toBeLessThan(1500);
-    const row = await waitFor(() => h!.app.store.history().find((r) => r.id === sessionId && r.endReason), 'the row');
-    expect(row.endReason).toBe(how === 'archive' ? 'archived' : 'deleted');
-  });
+  it.each(['archive', 'delete'] as const)(
+    '%s ends the session and every pid of its tree within KILL_GRACE_MS + 1 s',
+    async (how) => {
+      h = await BotHarness.start();
+      const threadId = await h.mention(h.alice, 'start');
+      await h.botMessages(threadId, 0);
+      const t0 = Date.now();
+      h.emu.userSays(threadId, h.alice, 'fake:spawn setsid');
+      await h.botMessages(threadId, t0, 1);
+      const t1 = Date.now();
+      h.emu.userSays(threadId, h.alice, 'fake:ignore-term');
+      await h.botMessages(threadId, t1, 1);
+      const tree = h.tree(threadId);
+      expect(tree.length).toBeGreaterThanOrEqual(3);
+      const sessionId = h.app.pool.get(threadId)!.id;
+      const start = performance.now();
+      if (how === 'archive') h.emu.archiveThread(threadId);
+      else h.emu.deleteThread(threadId);
+      await expectAllGone(tree, 500 + 1000);
+      const ms = performance.now() - start;
+      expect(ms).toBeLessThan(1500);
+      const row = await waitFor(
+        () => h!.app.store.history().find((r) => r.id === sessionId && r.endReason),
+        'the row',
+      );
+      expect(row.endReason).toBe(how === 'archive' ? 'archived' : 'deleted');
+    },
+  );
 
   it('an unarchived thread gets a fresh session in the same workspace, resumed', async () => {
     h = await BotHarness.start();
@@ -164,7 +170,10 @@ describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in
     await h.botMessages(threadId, 0);
     const turnsBefore = h.app.store.history()[0]!.turns;
     const inside = h.emu.userSays(threadId, h.mallory, 'fake:env');
-    await waitFor(() => h!.emu.reactions(threadId, inside.id).includes('🚫'), 'the 🚫 reaction in the thread');
+    await waitFor(
+      () => h!.emu.reactions(threadId, inside.id).includes('🚫'),
+      'the 🚫 reaction in the thread',
+    );
     expect(h.app.store.history()[0]!.turns).toBe(turnsBefore);
   });
 
@@ -175,18 +184,33 @@ describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in
     const t0 = Date.now();
     h.emu.userSays(threadId, h.alice, 'fake:permission');
     const prompt = await waitFor(
-      () => h!.emu.channelMessages(threadId).find((m) => m.content.includes('asks for permission') && m.components?.length),
+      () =>
+        h!.emu
+          .channelMessages(threadId)
+          .find((m) => m.content.includes('asks for permission') && m.components?.length),
       'the permission buttons',
     );
-    const stranger = h.emu.pressButton(threadId, prompt.id, `perm:${h.app.pool.get(threadId)!.id}:allow`, h.mallory);
-    expect((await stranger.initialResponse).data).toMatchObject({ content: expect.stringContaining('not allowed'), flags: 64 });
-    const customId = (prompt.components![0] as { components: { custom_id: string }[] }).components[0]!.custom_id;
+    const stranger = h.emu.pressButton(
+      threadId,
+      prompt.id,
+      `perm:${h.app.pool.get(threadId)!.id}:allow`,
+      h.mallory,
+    );
+    expect((await stranger.initialResponse).data).toMatchObject({
+      content: expect.stringContaining('not allowed'),
+      flags: 64,
+    });
+    const customId = (prompt.components![0] as { components: { custom_id: string }[] }).components[0]!
+      .custom_id;
     const press = h.emu.pressButton(threadId, prompt.id, customId, h.alice);
     expect((await press.initialResponse).type).toBe(7);
     const msgs = await h.botMessages(threadId, t0, 2);
     expect(msgs.map((m) => m.content).join('\n')).toContain('Ran pwd');
     const late = h.emu.pressButton(threadId, prompt.id, customId, h.alice);
-    expect((await late.initialResponse).data).toMatchObject({ content: expect.stringContaining('expired'), flags: 64 });
+    expect((await late.initialResponse).data).toMatchObject({
+      content: expect.stringContaining('expired'),
+      flags: 64,
+    });
   });
 
   it('agent output with @everyone, @here and mentions pings nobody', async () => {

@@ -22,7 +22,11 @@ const started: Pid[] = [];
 async function spawnTree(ignoreTerm: boolean): Promise<Spawned> {
   const marker = `tw1:0:0:test:${randomUUID()}`;
   const term = pty.spawn(TREE, [], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', [MARKER_VAR]: marker, TREE_IGNORE_TERM: ignoreTerm ? '1' : '0' },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      [MARKER_VAR]: marker,
+      TREE_IGNORE_TERM: ignoreTerm ? '1' : '0',
+    },
     cwd: import.meta.dirname,
   });
   let out = '';
@@ -53,8 +57,16 @@ describe('killTree on real processes', () => {
     const table = new ProcessTable();
     const members = treeMembers(table.scan(), { pid: t.term.pid, startTime: t.startTime, marker: t.marker });
     const sleepers = members.filter((m) => m.comm === 'sleep').map((m) => m.pid);
-    expect(sleepers.sort()).toEqual(t.pids.slice(1).map((p) => p.pid).sort());
-    const result = await killTree({ pid: t.term.pid, startTime: t.startTime, marker: t.marker }, { graceMs: 1500, table });
+    expect(sleepers.sort()).toEqual(
+      t.pids
+        .slice(1)
+        .map((p) => p.pid)
+        .sort(),
+    );
+    const result = await killTree(
+      { pid: t.term.pid, startTime: t.startTime, marker: t.marker },
+      { graceMs: 1500, table },
+    );
     expect(result.forced).toBe(false);
     expect(result.signal).toBe('SIGTERM');
     expect(result.survivors).toEqual([]);
@@ -65,7 +77,10 @@ describe('killTree on real processes', () => {
   it('escalates to SIGKILL after the grace period for a child that ignores SIGTERM', async () => {
     const t = await spawnTree(true);
     const table = new ProcessTable();
-    const result = await killTree({ pid: t.term.pid, startTime: t.startTime, marker: t.marker }, { graceMs: 300, table });
+    const result = await killTree(
+      { pid: t.term.pid, startTime: t.startTime, marker: t.marker },
+      { graceMs: 300, table },
+    );
     expect(result.forced).toBe(true);
     expect(result.signal).toBe('SIGKILL');
     expect(result.durationMs).toBeGreaterThanOrEqual(300);

@@ -44,23 +44,26 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
     ['archived', 'archived'],
     ['deleted', 'deleted'],
     ['reset', 'reset'],
-  ])('close(%s) kills setsid escapers, own-group, double-forked children and SIGTERM ignorers', async (reason) => {
-    h = new PoolHarness();
-    const id = threadId();
-    const s = await h.pool.acquire(id);
-    const tree = await hostileTree(h, s);
-    const t0 = performance.now();
-    const result = await h.pool.close(id, reason);
-    expect(result?.reason).toBe(reason);
-    expect(result?.kill.forced).toBe(true);
-    await expectAllGone(tree, 1000);
-    expect(performance.now() - t0).toBeLessThan(500 + 1000 + 1000);
-    const row = h.row(s.id)!;
-    expect(row.endReason).toBe(reason);
-    expect(row.forced).toBe(1);
-    expect(JSON.parse(row.pidsKilled!)).toEqual(expect.arrayContaining(tree.map((p) => p.pid)));
-    expect(h.pool.get(id)).toBeUndefined();
-  });
+  ])(
+    'close(%s) kills setsid escapers, own-group, double-forked children and SIGTERM ignorers',
+    async (reason) => {
+      h = new PoolHarness();
+      const id = threadId();
+      const s = await h.pool.acquire(id);
+      const tree = await hostileTree(h, s);
+      const t0 = performance.now();
+      const result = await h.pool.close(id, reason);
+      expect(result?.reason).toBe(reason);
+      expect(result?.kill.forced).toBe(true);
+      await expectAllGone(tree, 1000);
+      expect(performance.now() - t0).toBeLessThan(500 + 1000 + 1000);
+      const row = h.row(s.id)!;
+      expect(row.endReason).toBe(reason);
+      expect(row.forced).toBe(1);
+      expect(JSON.parse(row.pidsKilled!)).toEqual(expect.arrayContaining(tree.map((p) => p.pid)));
+      expect(h.pool.get(id)).toBeUndefined();
+    },
+  );
 
   it('close is idempotent: every call returns the first result', async () => {
     h = new PoolHarness();
@@ -131,14 +134,23 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
     h = new PoolHarness();
     const dbPath = join(h.root, 'owner.db');
     const owner = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/owner.mjs')], {
-      env: { ...process.env, OWNER_DB: dbPath, OWNER_WORKSPACES: join(h.root, 'owner-ws'), OWNER_SESSIONS: '3' },
+      env: {
+        ...process.env,
+        OWNER_DB: dbPath,
+        OWNER_WORKSPACES: join(h.root, 'owner-ws'),
+        OWNER_SESSIONS: '3',
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
     owner.stdout.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    const pids = await waitFor(() => /READY ([\d ]+)\n/.exec(out)?.[1], 'the owner to start its sessions', 30_000);
+    const pids = await waitFor(
+      () => /READY ([\d ]+)\n/.exec(out)?.[1],
+      'the owner to start its sessions',
+      30_000,
+    );
     const orphans = identify(pids.trim().split(' ').map(Number));
     extra.push(...orphans);
     expect(orphans.length).toBeGreaterThanOrEqual(9);
@@ -149,7 +161,13 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
     const { Store } = await import('../src/store/Store.js');
     const store = new Store(dbPath, { logger: silentLogger() });
     try {
-      const dry = await reapOrphans({ table: h.table, logger: silentLogger(), graceMs: 300, store, dryRun: true });
+      const dry = await reapOrphans({
+        table: h.table,
+        logger: silentLogger(),
+        graceMs: 300,
+        store,
+        dryRun: true,
+      });
       expect(dry.sessions.length).toBe(3);
       expect(alive(orphans).length).toBeGreaterThan(0);
       const result = await reapOrphans({ table: h.table, logger: silentLogger(), graceMs: 300, store });
@@ -167,7 +185,12 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
     const s = await h.pool.acquire(threadId());
     await s.ready;
     const tree = h.tree(s);
-    const result = await reapOrphans({ table: h.table, logger: silentLogger(), graceMs: 300, store: h.store });
+    const result = await reapOrphans({
+      table: h.table,
+      logger: silentLogger(),
+      graceMs: 300,
+      store: h.store,
+    });
     expect(result.sessions).toEqual([]);
     expect(result.rowsClosed).toBe(0);
     expect(alive(tree).length).toBe(tree.length);

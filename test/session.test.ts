@@ -139,8 +139,15 @@ describe('AgentSession with the fake kiro-cli in a real pty', () => {
           }
           checked++;
           expect(target, `pid ${p.pid} fd ${fd}`).not.toBe('/dev/ptmx');
-          if (target.startsWith('pipe:') || target.startsWith('socket:') || target.startsWith('anon_inode:')) {
-            expect(botFds.has(target) && !target.startsWith('anon_inode:'), `pid ${p.pid} fd ${fd} -> ${target}`).toBe(false);
+          if (
+            target.startsWith('pipe:') ||
+            target.startsWith('socket:') ||
+            target.startsWith('anon_inode:')
+          ) {
+            expect(
+              botFds.has(target) && !target.startsWith('anon_inode:'),
+              `pid ${p.pid} fd ${fd} -> ${target}`,
+            ).toBe(false);
           }
         }
       }

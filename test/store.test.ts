@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -25,7 +25,16 @@ const session = (id: string, threadId = '123456789012345678'): NewSession => ({
   startedAt: Date.now(),
 });
 
-const end = { endedAt: Date.now(), exitCode: 0, exitSignal: undefined, killSignal: 'SIGTERM', forced: false, pidsKilled: [1, 2], teardownMs: 12.5, lastOutput: 'bye' } as const;
+const end = {
+  endedAt: Date.now(),
+  exitCode: 0,
+  exitSignal: undefined,
+  killSignal: 'SIGTERM',
+  forced: false,
+  pidsKilled: [1, 2],
+  teardownMs: 12.5,
+  lastOutput: 'bye',
+} as const;
 
 describe('Store', () => {
   it('creates the directory, uses WAL and applies migrations once', () => {
@@ -44,7 +53,10 @@ describe('Store', () => {
     const db = new Database(join(dir, 'm.db'));
     expect(migrate(db, migrations)).toEqual([1]);
     writeFileSync(join(migrations, '002_extra.sql'), 'CREATE TABLE extra (x INTEGER);');
-    writeFileSync(join(migrations, '003_broken.sql'), 'CREATE TABLE half (x INTEGER); SELECT * FROM nowhere;');
+    writeFileSync(
+      join(migrations, '003_broken.sql'),
+      'CREATE TABLE half (x INTEGER); SELECT * FROM nowhere;',
+    );
     expect(() => migrate(db, migrations)).toThrow(/no such table: nowhere/);
     const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all();
     expect(versions).toEqual([{ version: 1 }, { version: 2 }]);

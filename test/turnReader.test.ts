@@ -13,7 +13,13 @@ describe('TurnReader with the kiro-cli classic profile', () => {
 
   it('sees the start-up prompt only after the banner', async () => {
     reader = new TurnReader(kiroClassicProfile);
-    expect((await reader.write('Welcome to Kiro\r\n1 of 1 mcp servers initialized. ctrl-c to start chatting now\r\n')).kind).toBe('output');
+    expect(
+      (
+        await reader.write(
+          'Welcome to Kiro\r\n1 of 1 mcp servers initialized. ctrl-c to start chatting now\r\n',
+        )
+      ).kind,
+    ).toBe('output');
     expect((await reader.write(PROMPT)).kind).toBe('prompt');
   });
 
@@ -34,7 +40,8 @@ describe('TurnReader with the kiro-cli classic profile', () => {
 
   it('recognises every prompt form of the classic UI and nothing else', () => {
     const p = kiroClassicProfile.prompt;
-    for (const ok of ['> ', '[default]> ', '[agent] > ', '[agent] 16% λ > ', '!> ', '[default]!> ']) expect(p.test(ok)).toBe(true);
+    for (const ok of ['> ', '[default]> ', '[agent] > ', '[agent] 16% λ > ', '!> ', '[default]!> '])
+      expect(p.test(ok)).toBe(true);
     for (const no of ['> text', 'x > ', '', 'Thinking...', '>> ']) expect(p.test(no)).toBe(false);
   });
 
@@ -58,7 +65,9 @@ describe('TurnReader with the kiro-cli classic profile', () => {
     await reader.write('y\r\n - Completed in 0.3s\r\n');
     expect(reader.echoDone).toBe(true);
     expect((await reader.write(`${REPLY}/tmp\r\n${CREDITS}${PROMPT}`)).kind).toBe('prompt');
-    expect(reader.endTurn()).toBe('I will run the following command: pwd (using tool: shell)\n\n - Completed in 0.3s\n/tmp');
+    expect(reader.endTurn()).toBe(
+      'I will run the following command: pwd (using tool: shell)\n\n - Completed in 0.3s\n/tmp',
+    );
   });
 
   it('joins soft-wrapped rows into one line', async () => {

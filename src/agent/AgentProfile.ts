@@ -48,7 +48,10 @@ export const kiroClassicProfile: AgentProfile = {
   replyPrefix: '> ',
   replyPrefixColor: 10,
   fatal: [
-    { pattern: /You are not logged in/, message: 'kiro-cli is not logged in on the bot host (run `kiro-cli login` there).' },
+    {
+      pattern: /You are not logged in/,
+      message: 'kiro-cli is not logged in on the bot host (run `kiro-cli login` there).',
+    },
     { pattern: /error: Model '.*' does not exist/, message: 'kiro-cli rejected the configured model.' },
   ],
   resumeArgs: ['--resume'],

@@ -256,7 +256,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   /** Queues a message as a turn; resolves with the reply when the agent's prompt returns. */
   prompt(text: string, hooks: PromptHooks = {}): Promise<TurnResult> {
     if (this.closing) return Promise.reject(new SessionClosedError(this.endReason ?? 'closing'));
-    if (sanitizeInput(text).trim() === '') return Promise.reject(new TypeError('an empty message is not a turn'));
+    if (sanitizeInput(text).trim() === '')
+      return Promise.reject(new TypeError('an empty message is not a turn'));
     this.lastActivityAt = this.now();
     return new Promise<TurnResult>((resolve, reject) => {
       this.queue.push({ text, hooks, resolve, reject });
@@ -336,7 +337,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     for (const d of this.disposables) d.dispose();
     this.disposables = [];
     this.reader.dispose();
-    if (kill.survivors.length > 0) this.log.error({ survivors: kill.survivors }, 'processes survived the tree kill');
+    if (kill.survivors.length > 0)
+      this.log.error({ survivors: kill.survivors }, 'processes survived the tree kill');
     const result: CloseResult = {
       reason,
       kill,
@@ -356,7 +358,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       lastOutput: lastOutput.slice(-2000) || undefined,
     });
     this.log.info(
-      { reason, signal: kill.signal, forced: kill.forced, pids: kill.pids, teardownMs: Math.round(kill.durationMs) },
+      {
+        reason,
+        signal: kill.signal,
+        forced: kill.forced,
+        pids: kill.pids,
+        teardownMs: Math.round(kill.durationMs),
+      },
       'session closed',
     );
     this.setState('closed');
@@ -410,7 +418,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private onScreen(screen: ScreenState): void {
     if (this.closing) return;
     if (this._state === 'starting') {
-      if (screen.kind === 'prompt') return this.becomeReady();
+      if (screen.kind === 'prompt') {
+        this.becomeReady();
+        return;
+      }
       const recent = this.reader.recentOutput();
       const fatal = this.opts.profile.fatal.find((f) => f.pattern.test(recent));
       if (fatal) this.fatalMessage = fatal.message;
@@ -492,7 +503,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private armQuietTimer(): void {
     clearTimeout(this.quietTimer);
     this.quietTimer = setTimeout(() => {
-      if (this._state === 'busy' && this.reader.echoDone && !this.pendingPermissionText && this.reader.promptVisible()) {
+      if (
+        this._state === 'busy' &&
+        this.reader.echoDone &&
+        !this.pendingPermissionText &&
+        this.reader.promptVisible()
+      ) {
         this.log.debug('turn ended by quiet-period fallback');
         this.finishTurn();
       }

@@ -37,7 +37,6 @@ export class TurnReader {
   private omittedLines = 0;
   private skipLines = 0;
   private inTurn = false;
-  private replyPrefixSeen = false;
   private disposed = false;
   /** Bytes the terminal wants sent back to the program (answers to cursor-position queries). */
   onReply: ((data: string) => void) | undefined;
@@ -81,7 +80,6 @@ export class TurnReader {
     this.overflowChars = 0;
     this.omittedLines = 0;
     this.skipLines = this.profile.echoesInput ? echoLines : 0;
-    this.replyPrefixSeen = false;
     this.inTurn = true;
   }
 
@@ -169,8 +167,7 @@ export class TurnReader {
     for (let r = start; r <= row; r++) text += buffer.getLine(r)?.translateToString(r === row) ?? '';
     const first = buffer.getLine(start)?.getCell(0);
     const color = this.profile.replyPrefixColor;
-    const prefixed =
-      color !== undefined && first !== undefined && first.isFgPalette() && first.getFgColor() === color;
+    const prefixed = color !== undefined && first?.isFgPalette() === true && first.getFgColor() === color;
     return { text, prefixed };
   }
 
@@ -193,7 +190,8 @@ export class TurnReader {
   private clean(line: string, prefixed: boolean): string | undefined {
     if (this.profile.noise.some((re) => re.test(line))) return undefined;
     if (this.profile.permission.test(line)) return undefined;
-    if (prefixed && line.startsWith(this.profile.replyPrefix)) return line.slice(this.profile.replyPrefix.length);
+    if (prefixed && line.startsWith(this.profile.replyPrefix))
+      return line.slice(this.profile.replyPrefix.length);
     return line;
   }
 

@@ -1,7 +1,18 @@
 import { MARKER_VAR } from '../process/procfs.js';
 
 /** Variables an agent always gets from the bot's environment, when set. */
-const BASE_ALLOWLIST = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR'];
+const BASE_ALLOWLIST = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+];
 
 /** Never passed, even when an operator lists them: the bot's own secrets and markers. */
 const DENYLIST = new Set(['DISCORD_TOKEN', MARKER_VAR]);

@@ -2,7 +2,11 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 
 /** Finds an executable like execvp would: a path with a slash as given, else each PATH entry. Undefined if none. */
-export function resolveExecutable(command: string, pathVar: string | undefined, cwd = process.cwd()): string | undefined {
+export function resolveExecutable(
+  command: string,
+  pathVar: string | undefined,
+  cwd = process.cwd(),
+): string | undefined {
   const candidates = command.includes('/')
     ? [isAbsolute(command) ? command : resolve(cwd, command)]
     : (pathVar ?? '')

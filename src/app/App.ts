@@ -59,7 +59,11 @@ export class App {
     const reaped = await reapOrphans({ table, logger, graceMs: config.killGraceMs, store });
     if (reaped.sessions.length > 0 || reaped.rowsClosed > 0) {
       logger.warn(
-        { sessions: reaped.sessions.length, rowsClosed: reaped.rowsClosed, ms: Math.round(reaped.durationMs) },
+        {
+          sessions: reaped.sessions.length,
+          rowsClosed: reaped.rowsClosed,
+          ms: Math.round(reaped.durationMs),
+        },
         'reaped what an earlier instance left behind',
       );
     }

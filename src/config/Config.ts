@@ -25,9 +25,18 @@ const int = (min: number, max: number) =>
     .string()
     .regex(/^\d+$/, `a whole number from ${min} to ${max}`)
     .transform(Number)
-    .pipe(z.number().int().min(min, `a whole number from ${min} to ${max}`).max(max, `a whole number from ${min} to ${max}`));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `a whole number from ${min} to ${max}`)
+        .max(max, `a whole number from ${min} to ${max}`),
+    );
 
-const url = z.string().url('an http(s) URL').refine((u) => /^https?:\/\//.test(u), 'an http(s) URL');
+const url = z
+  .string()
+  .url('an http(s) URL')
+  .refine((u) => /^https?:\/\//.test(u), 'an http(s) URL');
 
 const envName = z
   .string()
@@ -37,7 +46,11 @@ const envName = z
       .map((s) => s.trim())
       .filter((s) => s.length > 0),
   )
-  .pipe(z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a comma-separated list of environment variable names')));
+  .pipe(
+    z.array(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a comma-separated list of environment variable names'),
+    ),
+  );
 
 /** Every variable, its default (as the string an operator would write) and its parser. */
 const schema = z.object({
@@ -66,9 +79,11 @@ const schema = z.object({
   TURN_QUIET_MS: int(100, 600_000).default(5_000),
   HTTP_HOST: z.string().min(1, 'a host name or address').default('127.0.0.1'),
   HTTP_PORT: int(0, 65_535).default(8082),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
-    message: 'one of fatal, error, warn, info, debug, trace, silent',
-  }).default('info'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
 });
 
 type Parsed = z.infer<typeof schema>;

@@ -71,7 +71,9 @@ export async function runDemo(): Promise<number> {
       });
       return emu.waitFor(
         () => {
-          const msgs = emu.channelMessages(threadId).filter((m) => m.author.bot && Date.parse(m.timestamp) >= after);
+          const msgs = emu
+            .channelMessages(threadId)
+            .filter((m) => m.author.bot && Date.parse(m.timestamp) >= after);
           return msgs.length > 0 && !msgs.some((m) => m.content.includes('working…')) ? msgs : undefined;
         },
         { what: 'the final reply', timeoutMs: 30_000 },
@@ -81,7 +83,9 @@ export async function runDemo(): Promise<number> {
     // 1. A mention starts a thread and a session.
     const t0 = Date.now();
     const first = say(alice, channel, 'hello, who are you?', true);
-    const thread = await emu.waitFor(() => emu.threads().find((t) => t.id === first.id), { what: 'the thread' });
+    const thread = await emu.waitFor(() => emu.threads().find((t) => t.id === first.id), {
+      what: 'the thread',
+    });
     out(`  → bot started thread "${thread.name}" (${thread.id}) and a kiro-cli session in it`);
     let replies = await finalReply(thread.id, t0);
     for (const m of replies) out(`  bot: ${m.content}`);
@@ -91,8 +95,10 @@ export async function runDemo(): Promise<number> {
     const t1 = Date.now();
     say(alice, thread.id, 'fake:long 4500');
     replies = await finalReply(thread.id, t1);
-    out(`  bot replied in ${replies.length} messages of ${replies.map((m) => m.content.length).join(', ')} characters:`);
-    for (const m of replies) out(indent(m.content.split('\n').slice(0, 3).join('\n') + '\n…'));
+    out(
+      `  bot replied in ${replies.length} messages of ${replies.map((m) => m.content.length).join(', ')} characters:`,
+    );
+    for (const m of replies) out(indent(`${m.content.split('\n').slice(0, 3).join('\n')}\n…`));
 
     // 3. A stranger is refused; nothing reaches the agent.
     const refused = say(mallory, thread.id, 'let me in');
@@ -102,7 +108,9 @@ export async function runDemo(): Promise<number> {
     // 4. /pool-status.
     out(`\nalice runs /pool-status in the thread`);
     const status = emu.runCommand(thread.id, alice, 'pool-status');
-    const original = await emu.waitFor(() => status.original()?.embeds?.[0], { what: 'the /pool-status reply' });
+    const original = await emu.waitFor(() => status.original()?.embeds?.[0], {
+      what: 'the /pool-status reply',
+    });
     out(indent(embedText(original)));
 
     // 5. Archive: the session and every process of its tree end at once.
@@ -113,7 +121,9 @@ export async function runDemo(): Promise<number> {
     emu.archiveThread(thread.id);
     await emu.waitFor(() => session.state === 'closed', { what: 'the session to end', timeoutMs: 10_000 });
     const left = scanProcesses().filter((p) => p.sid === pid && p.state !== 'Z');
-    out(`  → session ended as "${session.closeReason}" in ${Math.round(performance.now() - ta)} ms; processes of its tree left: ${left.length}`);
+    out(
+      `  → session ended as "${session.closeReason}" in ${Math.round(performance.now() - ta)} ms; processes of its tree left: ${left.length}`,
+    );
 
     // 6. The history, from SQLite.
     out('\nsession history (SQLite):');
@@ -123,7 +133,9 @@ export async function runDemo(): Promise<number> {
       );
     }
     const errors = emu.errors();
-    out(`\nDiscord requests: ${emu.requestLog.length}, errors: ${errors.length}, rate-limited: ${emu.rateLimited().length}`);
+    out(
+      `\nDiscord requests: ${emu.requestLog.length}, errors: ${errors.length}, rate-limited: ${emu.rateLimited().length}`,
+    );
     return errors.length === 0 ? 0 : 1;
   } finally {
     await app?.shutdown();

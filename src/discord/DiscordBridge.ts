@@ -22,7 +22,7 @@ import type { Logger } from '../log/logger.js';
 import type { SessionPool } from '../pool/SessionPool.js';
 import { Access } from './Access.js';
 import { COMMANDS } from './commands.js';
-import { DiscordThreadSink, NO_MENTIONS } from './DiscordThreadSink.js';
+import { DiscordThreadSink } from './DiscordThreadSink.js';
 import { poolStatusEmbed } from './poolStatusEmbed.js';
 import { ReplyStream } from './ReplyStream.js';
 import type { SinkButton, ThreadSink } from './ThreadSink.js';
@@ -100,11 +100,15 @@ export class DiscordBridge {
   private readonly closedThreads = new Set<string>();
   private readonly sinks = new Map<string, DiscordThreadSink>();
   /** Permission prompt message per session, so it can be expired when the session ends. */
-  private readonly permissionMessages = new Map<string, { threadId: string; messageId: string; text: string }>();
+  private readonly permissionMessages = new Map<
+    string,
+    { threadId: string; messageId: string; text: string }
+  >();
   private readonly watched = new WeakSet<AgentSession>();
   private readonly typingTimers = new Map<string, NodeJS.Timeout>();
   private destroyed = false;
-  private readonly onSessionEnd = (session: AgentSession, result: CloseResult) => this.sessionEnded(session, result);
+  private readonly onSessionEnd = (session: AgentSession, result: CloseResult) =>
+    this.sessionEnded(session, result);
 
   constructor(options: DiscordBridgeOptions) {
     this.cfg = options.config;
@@ -130,7 +134,9 @@ export class DiscordBridge {
     });
     this.client.on(Events.MessageCreate, (m) => this.guard('message', () => this.onMessage(m)));
     this.client.on(Events.InteractionCreate, (i) => this.guard('interaction', () => this.onInteraction(i)));
-    this.client.on(Events.Raw, (packet: { t?: string; d?: unknown }) => this.guard('raw', () => this.onRaw(packet)));
+    this.client.on(Events.Raw, (packet: { t?: string; d?: unknown }) =>
+      this.guard('raw', () => this.onRaw(packet)),
+    );
     this.client.on(Events.Error, (err) => this.log.error({ err }, 'discord client error'));
     this.client.on(Events.ShardDisconnect, (ev) => this.log.warn({ code: ev.code }, 'gateway disconnected'));
     this.client.on(Events.ShardResume, () => this.log.info('gateway resumed'));
@@ -147,7 +153,10 @@ export class DiscordBridge {
       if (this.cfg.discordGuildId) await app.commands.set(COMMANDS, this.cfg.discordGuildId);
       else await app.commands.set(COMMANDS);
     }
-    this.log.info({ user: this.client.user?.tag, guild: this.cfg.discordGuildId ?? 'global' }, 'discord ready');
+    this.log.info(
+      { user: this.client.user?.tag, guild: this.cfg.discordGuildId ?? 'global' },
+      'discord ready',
+    );
   }
 
   /** True while the gateway connection is up. */
@@ -169,7 +178,8 @@ export class DiscordBridge {
   private guard(what: string, fn: () => unknown): void {
     try {
       const r = fn();
-      if (r instanceof Promise) r.catch((err: unknown) => this.log.error({ err, what }, 'event handler failed'));
+      if (r instanceof Promise)
+        r.catch((err: unknown) => this.log.error({ err, what }, 'event handler failed'));
     } catch (err) {
       this.log.error({ err, what }, 'event handler failed');
     }
@@ -178,7 +188,9 @@ export class DiscordBridge {
   private sink(channelId: string): DiscordThreadSink {
     let s = this.sinks.get(channelId);
     if (!s) {
-      s = new DiscordThreadSink(channelId, this.client.rest, this.log, () => this.closedThreads.has(channelId));
+      s = new DiscordThreadSink(channelId, this.client.rest, this.log, () =>
+        this.closedThreads.has(channelId),
+      );
       this.sinks.set(channelId, s);
     }
     return s;
@@ -204,7 +216,8 @@ export class DiscordBridge {
   private async endThread(threadId: string, reason: EndReason): Promise<void> {
     this.stopTyping(threadId);
     const result = await this.pool.close(threadId, reason);
-    if (result) this.log.info({ threadId, reason, ms: Math.round(result.kill.durationMs) }, 'thread ended its session');
+    if (result)
+      this.log.info({ threadId, reason, ms: Math.round(result.kill.durationMs) }, 'thread ended its session');
   }
 
   private roleIds(member: GuildMember | null | undefined): string[] {
@@ -248,7 +261,10 @@ export class DiscordBridge {
   }
 
   private async refuse(message: Message): Promise<void> {
-    this.log.info({ userId: message.author.id, channelId: message.channelId }, 'refused a message (not allowed)');
+    this.log.info(
+      { userId: message.author.id, channelId: message.channelId },
+      'refused a message (not allowed)',
+    );
     await this.sink(message.channelId).react(message.id, REACTIONS.refused);
   }
 
@@ -259,14 +275,15 @@ export class DiscordBridge {
     await marks.react(message.id, REACTIONS.received);
     let session: AgentSession;
     try {
-      session = await this.pool.acquire(thread.id, { channelId: thread.parentId ?? undefined, userId: message.author.id });
+      session = await this.pool.acquire(thread.id, {
+        channelId: thread.parentId ?? undefined,
+        userId: message.author.id,
+      });
     } catch (err) {
       await marks.unreact(message.id, REACTIONS.received);
       await marks.react(message.id, REACTIONS.error);
       if (err instanceof PoolFullError) {
-        await sink.send(
-          `⏳ ${err.message} Nothing was lost: send your message again then.`,
-        );
+        await sink.send(`⏳ ${err.message} Nothing was lost: send your message again then.`);
       } else {
         this.log.error({ err, threadId: thread.id }, 'could not start a session');
         await sink.send(`⚠️ The agent session could not be started: ${(err as Error).message}`);
@@ -292,7 +309,9 @@ export class DiscordBridge {
     } catch (err) {
       if (err instanceof SessionClosedError || err instanceof SpawnFailedError) {
         // The session's end is announced once by sessionEnded(); here just mark the message.
-        await stream.abort(`(session ended: ${err instanceof SpawnFailedError ? 'spawn_failed' : err.reason})`);
+        await stream.abort(
+          `(session ended: ${err instanceof SpawnFailedError ? 'spawn_failed' : err.reason})`,
+        );
       } else {
         this.log.error({ err, threadId: thread.id }, 'turn failed');
         await sink.send('⚠️ Something went wrong while handling this message; it was not sent to the agent.');
@@ -317,7 +336,8 @@ export class DiscordBridge {
       this.stopTyping(session.threadId);
       const content = `🔐 The agent asks for permission:\n> ${text.replaceAll('\n', ' ')}`;
       void sink.send(content, PERMISSION_BUTTONS(session.id)).then((messageId) => {
-        if (messageId) this.permissionMessages.set(session.id, { threadId: session.threadId, messageId, text: content });
+        if (messageId)
+          this.permissionMessages.set(session.id, { threadId: session.threadId, messageId, text: content });
       });
     });
   }
@@ -346,7 +366,10 @@ export class DiscordBridge {
     }
     if (!NOTIFY.has(result.reason) || this.destroyed) return;
     let text = `⚠️ The agent session ended because ${describeEndReason(result.reason)} (\`${result.reason}\`).`;
-    if ((result.reason === 'crashed' || result.reason === 'spawn_failed') && result.lastOutput.trim() !== '') {
+    if (
+      (result.reason === 'crashed' || result.reason === 'spawn_failed') &&
+      result.lastOutput.trim() !== ''
+    ) {
       text += `\nLast output:\n${inCodeBlock(result.lastOutput)}`;
     }
     text += '\nYour next message starts a new session.';
@@ -355,22 +378,35 @@ export class DiscordBridge {
 
   private async onInteraction(interaction: Interaction): Promise<void> {
     if (interaction.isChatInputCommand()) return this.onCommand(interaction);
-    if (interaction.isButton() && interaction.customId.startsWith('perm:')) return this.onPermissionButton(interaction);
+    if (interaction.isButton() && interaction.customId.startsWith('perm:'))
+      return this.onPermissionButton(interaction);
   }
 
   private interactionAllowed(interaction: ChatInputCommandInteraction | ButtonInteraction): boolean {
     const channel = interaction.channel;
     const parentId = channel?.isThread() ? channel.parentId : null;
     const member = interaction.member as GuildMember | { roles: string[] } | null;
-    const roleIds = !member ? [] : Array.isArray(member.roles) ? member.roles : [...member.roles.cache.keys()];
-    return this.access.allows({ userId: interaction.user.id, roleIds, channelId: interaction.channelId ?? '', parentId });
+    const roleIds = !member
+      ? []
+      : Array.isArray(member.roles)
+        ? member.roles
+        : [...member.roles.cache.keys()];
+    return this.access.allows({
+      userId: interaction.user.id,
+      roleIds,
+      channelId: interaction.channelId ?? '',
+      parentId,
+    });
   }
 
   private async onCommand(interaction: ChatInputCommandInteraction): Promise<void> {
     // Acknowledge first: Discord's 3 s deadline does not wait for a tree kill.
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
     if (!this.interactionAllowed(interaction)) {
-      await interaction.editReply({ content: '🚫 You are not allowed to use this bot here.', allowedMentions: NO_MENTIONS_JS });
+      await interaction.editReply({
+        content: '🚫 You are not allowed to use this bot here.',
+        allowedMentions: NO_MENTIONS_JS,
+      });
       return;
     }
     const threadId = interaction.channelId;
@@ -396,7 +432,9 @@ export class DiscordBridge {
         const session = this.pool.get(threadId);
         const ok = session?.interrupt() ?? false;
         await interaction.editReply({
-          content: ok ? 'Sent Ctrl-C: the current turn is being cancelled.' : 'No turn is running in this thread.',
+          content: ok
+            ? 'Sent Ctrl-C: the current turn is being cancelled.'
+            : 'No turn is running in this thread.',
           allowedMentions: NO_MENTIONS_JS,
         });
         return;
@@ -419,13 +457,24 @@ export class DiscordBridge {
   private async onPermissionButton(interaction: ButtonInteraction): Promise<void> {
     const [, sessionId, answer] = interaction.customId.split(':');
     if (!this.interactionAllowed(interaction)) {
-      await interaction.reply({ content: '🚫 You are not allowed to answer for this agent.', flags: MessageFlags.Ephemeral });
+      await interaction.reply({
+        content: '🚫 You are not allowed to answer for this agent.',
+        flags: MessageFlags.Ephemeral,
+      });
       return;
     }
     const session = this.pool.get(interaction.channelId ?? '');
     const valid = answer === 'allow' || answer === 'deny' || answer === 'always';
-    if (!valid || !session || session.id !== sessionId || !session.answerPermission(answer as PermissionAnswer)) {
-      await interaction.reply({ content: 'This permission prompt has expired.', flags: MessageFlags.Ephemeral });
+    if (
+      !valid ||
+      !session ||
+      session.id !== sessionId ||
+      !session.answerPermission(answer as PermissionAnswer)
+    ) {
+      await interaction.reply({
+        content: 'This permission prompt has expired.',
+        flags: MessageFlags.Ephemeral,
+      });
       return;
     }
     this.permissionMessages.delete(session.id);

@@ -13,7 +13,12 @@ function components(buttons: readonly SinkButton[] | undefined) {
   return [
     {
       type: 1,
-      components: buttons.map((b) => ({ type: 2, custom_id: b.customId, label: b.label, style: STYLE[b.style] })),
+      components: buttons.map((b) => ({
+        type: 2,
+        custom_id: b.customId,
+        label: b.label,
+        style: STYLE[b.style],
+      })),
     },
   ];
 }
@@ -71,7 +76,9 @@ export class DiscordThreadSink implements ThreadSink {
   async react(messageId: string, emoji: string): Promise<void> {
     if (this.isClosed()) return;
     try {
-      await this.rest.put(Routes.channelMessageOwnReaction(this.threadId, messageId, encodeURIComponent(emoji)));
+      await this.rest.put(
+        Routes.channelMessageOwnReaction(this.threadId, messageId, encodeURIComponent(emoji)),
+      );
     } catch (err) {
       this.log.debug({ err, emoji }, 'reaction failed');
     }
@@ -80,7 +87,9 @@ export class DiscordThreadSink implements ThreadSink {
   async unreact(messageId: string, emoji: string): Promise<void> {
     if (this.isClosed()) return;
     try {
-      await this.rest.delete(Routes.channelMessageOwnReaction(this.threadId, messageId, encodeURIComponent(emoji)));
+      await this.rest.delete(
+        Routes.channelMessageOwnReaction(this.threadId, messageId, encodeURIComponent(emoji)),
+      );
     } catch (err) {
       this.log.debug({ err, emoji }, 'removing a reaction failed');
     }

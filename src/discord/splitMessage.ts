@@ -45,7 +45,12 @@ export function splitMessage(text: string, limit = DISCORD_MAX_CONTENT): string[
     }
     push(line);
     if (m) {
-      if (fence && m[1]!.startsWith(fence.marker[0]!) && m[1]!.length >= fence.marker.length && m[2]!.trim() === '') {
+      if (
+        fence &&
+        m[1]!.startsWith(fence.marker[0]!) &&
+        m[1]!.length >= fence.marker.length &&
+        m[2]!.trim() === ''
+      ) {
         fence = undefined;
       } else if (!fence) {
         fence = { marker: m[1]!, open: raw.trim() };
@@ -55,7 +60,8 @@ export function splitMessage(text: string, limit = DISCORD_MAX_CONTENT): string[
   if (lines.length > 0) {
     // The text itself left a fence open: leave it as written.
     const content = lines.join('\n');
-    if (content.trim() !== '' && !(fence && lines.length === 1 && lines[0] === fence.open)) parts.push(content);
+    if (content.trim() !== '' && !(fence && lines.length === 1 && lines[0] === fence.open))
+      parts.push(content);
   }
   return parts;
 }

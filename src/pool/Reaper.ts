@@ -61,7 +61,8 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
       // The row knows the root (pid = pgid = sid), which also reaches processes that dropped the marker.
       const target = { pid: row?.pid ?? 0, startTime: row?.pidStart ?? -1, marker };
       const kill = await killTree(target, { graceMs: options.graceMs, table });
-      if (kill.pids.length > 0) logger.warn({ marker, pids: kill.pids, forced: kill.forced }, 'reaped orphaned agent processes');
+      if (kill.pids.length > 0)
+        logger.warn({ marker, pids: kill.pids, forced: kill.forced }, 'reaped orphaned agent processes');
       return { ...base, pids: kill.pids, kill };
     }),
   );
@@ -84,7 +85,8 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
       });
       rowsClosed++;
     }
-    if (rowsClosed > 0) logger.warn({ rowsClosed }, 'closed sessions left open by an earlier instance as bot_restart');
+    if (rowsClosed > 0)
+      logger.warn({ rowsClosed }, 'closed sessions left open by an earlier instance as bot_restart');
   }
   return { sessions, rowsClosed, durationMs: performance.now() - started };
 }

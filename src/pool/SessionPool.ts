@@ -148,7 +148,10 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
    */
   async acquire(threadId: string, meta: AcquireMeta = {}): Promise<AgentSession> {
     if (!SNOWFLAKE.test(threadId)) {
-      throw new ThreadwardenError('INVALID_THREAD_ID', `not a Discord thread id: ${JSON.stringify(threadId)}`);
+      throw new ThreadwardenError(
+        'INVALID_THREAD_ID',
+        `not a Discord thread id: ${JSON.stringify(threadId)}`,
+      );
     }
     if (this.draining) throw new ThreadwardenError('SESSION_CLOSED', 'The bot is shutting down.');
     const live = this.cache.get(threadId);
@@ -197,7 +200,10 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     await Promise.all(
       [...this.unclosed].map((s) =>
         s.pid !== undefined && s.pidStartTime !== undefined
-          ? killTree({ pid: s.pid, startTime: s.pidStartTime, marker: s.marker }, { graceMs: 0, table: this.table })
+          ? killTree(
+              { pid: s.pid, startTime: s.pidStartTime, marker: s.marker },
+              { graceMs: 0, table: this.table },
+            )
           : undefined,
       ),
     );

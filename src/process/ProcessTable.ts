@@ -67,7 +67,11 @@ export class ProcessTable {
  * The members of one session's tree in a scan: its process group, its session (MCP servers in their own group
  * still share it), its marker (setsid escapers and double forks keep it), and any descendant of those.
  */
-export function treeMembers(procs: readonly MarkedProc[], target: TreeTarget, self = process.pid): MarkedProc[] {
+export function treeMembers(
+  procs: readonly MarkedProc[],
+  target: TreeTarget,
+  self = process.pid,
+): MarkedProc[] {
   const members = new Map<number, MarkedProc>();
   // The kernel keeps a pid reserved while a group or session uses it as its id, so a live leader with another
   // start time means our group and session are empty and the number now belongs to someone else.

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isAlive } from './procfs.js';
 import { type MarkedProc, type ProcessTable, type TreeTarget, treeMembers } from './ProcessTable.js';
+import { isAlive } from './procfs.js';
 
 /** What a tree kill did: the strongest signal it had to send, whether SIGKILL was needed, every pid it signalled. */
 export interface KillResult {
@@ -70,7 +70,13 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
 
   const first = rescan();
   if (first.length === 0) {
-    return { signal: 'none', forced: false, pids: [], survivors: [], durationMs: performance.now() - started };
+    return {
+      signal: 'none',
+      forced: false,
+      pids: [],
+      survivors: [],
+      durationMs: performance.now() - started,
+    };
   }
   signalMembers(first, 'SIGTERM');
   await waitGone(graceMs);

@@ -111,7 +111,8 @@ export class Store {
     this.stmts = options.readonly
       ? undefined
       : {
-          insert: db.prepare(`INSERT INTO sessions (id, thread_id, channel_id, user_id, instance_id, marker, cwd, command,
+          insert:
+            db.prepare(`INSERT INTO sessions (id, thread_id, channel_id, user_id, instance_id, marker, cwd, command,
             started_at) VALUES (@id, @threadId, @channelId, @userId, @instanceId, @marker, @cwd, @command, @startedAt)`),
           spawned: db.prepare('UPDATE sessions SET pid = ?, pid_start = ? WHERE id = ?'),
           ready: db.prepare('UPDATE sessions SET ready_at = ? WHERE id = ?'),
@@ -139,7 +140,8 @@ export class Store {
       try {
         this.pending[0]!();
       } catch (err) {
-        if (!this.lastError) this.logger.error({ err, pending: this.pending.length }, 'database write failed; will retry');
+        if (!this.lastError)
+          this.logger.error({ err, pending: this.pending.length }, 'database write failed; will retry');
         this.lastError = err as Error;
         return false;
       }
@@ -213,7 +215,9 @@ export class Store {
 
   /** Sessions with no end recorded, oldest first. */
   openSessions(): SessionRow[] {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE ended_at IS NULL ORDER BY started_at`).all() as SessionRow[];
+    return this.db
+      .prepare(`SELECT ${COLUMNS} FROM sessions WHERE ended_at IS NULL ORDER BY started_at`)
+      .all() as SessionRow[];
   }
 
   history(query: HistoryQuery = {}): SessionRow[] {
@@ -239,7 +243,9 @@ export class Store {
 
   events(sessionId: string): { at: number; kind: string; detail: unknown }[] {
     return (
-      this.db.prepare('SELECT at, kind, detail FROM events WHERE session_id = ? ORDER BY id').all(sessionId) as {
+      this.db
+        .prepare('SELECT at, kind, detail FROM events WHERE session_id = ? ORDER BY id')
+        .all(sessionId) as {
         at: number;
         kind: string;
         detail: string | null;
@@ -260,7 +266,8 @@ export class Store {
   /** Whether the database takes writes now: replays pending writes and probes with a rolled-back insert. */
   health(): { ok: true } | { ok: false; error: string } {
     if (this.closed) return { ok: false, error: 'database is closed' };
-    if (!this.flush()) return { ok: false, error: `database not writable: ${this.lastError?.message ?? 'unknown'}` };
+    if (!this.flush())
+      return { ok: false, error: `database not writable: ${this.lastError?.message ?? 'unknown'}` };
     try {
       this.db.exec('BEGIN IMMEDIATE');
       this.db.exec('ROLLBACK');

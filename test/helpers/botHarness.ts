@@ -7,10 +7,12 @@ import { parseConfig } from '../../src/config/Config.js';
 import { DiscordEmulator } from '../../src/emulator/DiscordEmulator.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
-import { identify, type Pid } from './processes.js';
 import { treeMembers } from '../../src/process/ProcessTable.js';
+import { identify, type Pid } from './processes.js';
 
-export const NO_THROTTLE = { ws: { buildIdentifyThrottler: async () => ({ waitForIdentify: async () => {} }) } };
+export const NO_THROTTLE = {
+  ws: { buildIdentifyThrottler: async () => ({ waitForIdentify: async () => {} }) },
+};
 
 /**
  * The real bot (App) against the local Discord emulator and the fake kiro-cli. `alice` is allowed by user id,
@@ -92,7 +94,11 @@ export class BotHarness {
     const s = this.app.pool.get(threadId);
     if (!s?.pid || s.pidStartTime === undefined) return [];
     const t = this.app.table;
-    const members = treeMembers(t.scan(t.timestamp()), { pid: s.pid, startTime: s.pidStartTime, marker: s.marker });
+    const members = treeMembers(t.scan(t.timestamp()), {
+      pid: s.pid,
+      startTime: s.pidStartTime,
+      marker: s.marker,
+    });
     const pids = identify(members.filter((m) => m.state !== 'Z').map((m) => m.pid));
     this.seen.push(...pids);
     return pids;

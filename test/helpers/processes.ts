@@ -42,7 +42,13 @@ export function alive(pids: readonly Pid[]): Pid[] {
 /** Waits until none of `pids` is alive (by pid and start time); returns how long it took. */
 export async function expectAllGone(pids: readonly Pid[], timeoutMs = 5000): Promise<number> {
   const t0 = performance.now();
-  await waitFor(() => alive(pids).length === 0, `pids ${alive(pids).map((p) => p.pid).join(',')} to exit`, timeoutMs);
+  await waitFor(
+    () => alive(pids).length === 0,
+    `pids ${alive(pids)
+      .map((p) => p.pid)
+      .join(',')} to exit`,
+    timeoutMs,
+  );
   return performance.now() - t0;
 }
 
