@@ -107,3 +107,16 @@ describe('TurnReader with the kiro-cli classic profile', () => {
     expect(replies.join('')).toBe('\x1b[1;3R');
   });
 });
+
+describe('TurnReader and the bare prompt', () => {
+  it('does not mistake the green reply prefix "> " for the bare prompt "> "', async () => {
+    const reader = new TurnReader(kiroClassicProfile);
+    await reader.write('\x1b[35m> \x1b[39m');
+    reader.beginTurn(1);
+    await reader.write('hi\r\n');
+    expect((await reader.write('\x1b[38;5;10m> \x1b[39m')).kind).toBe('output');
+    expect((await reader.write('reply text\r\n\r\n\x1b[35m> \x1b[39m')).kind).toBe('prompt');
+    expect(reader.endTurn()).toBe('reply text');
+    reader.dispose();
+  });
+});

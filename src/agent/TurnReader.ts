@@ -98,7 +98,7 @@ export class TurnReader {
     const current = this.logicalLineAt(this.cursorRow());
     const lines = this.collected();
     const cur = this.clean(current.text, current.prefixed);
-    if (cur !== undefined && !this.profile.prompt.test(current.text)) lines.push(cur);
+    if (cur !== undefined && !this.isPrompt(current)) lines.push(cur);
     return trimBlankLines(lines).join('\n');
   }
 
@@ -118,7 +118,7 @@ export class TurnReader {
     const buffer = this.term.buffer.active;
     for (let row = this.cursorRow(); row >= Math.max(0, this.cursorRow() - this.term.rows); row--) {
       const line = buffer.getLine(row)?.translateToString(true) ?? '';
-      if (line.trim() !== '') return this.profile.prompt.test(line);
+      if (line.trim() !== '') return this.isPrompt(this.logicalLineAt(row));
     }
     return false;
   }
@@ -140,9 +140,14 @@ export class TurnReader {
     return [...this.head, `… [${this.omittedLines} lines of output omitted] …`, ...this.overflow];
   }
 
+  /** A prompt, not a reply line that starts the same way: kiro's bare prompt `> ` and its green reply prefix `> `
+   * differ only in colour. */
+  private isPrompt(line: { text: string; prefixed: boolean }): boolean {
+    return !line.prefixed && this.profile.prompt.test(line.text);
+  }
+
   private screenState(): ScreenState {
-    const { text } = this.logicalLineAt(this.cursorRow());
-    if (!this.profile.prompt.test(text)) return { kind: 'output' };
+    if (!this.isPrompt(this.logicalLineAt(this.cursorRow()))) return { kind: 'output' };
     const buffer = this.term.buffer.active;
     // The permission question sits a few rows above the prompt that follows it.
     for (let row = this.cursorRow() - 1; row >= Math.max(0, this.cursorRow() - 4); row--) {
