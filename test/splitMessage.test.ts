@@ -53,3 +53,16 @@ describe('splitMessage', () => {
     }
   });
 });
+
+describe('splitMessage on adversarial fences', () => {
+  it('never exceeds the limit, whatever mix of fence lines and lengths', () => {
+    for (let n = 0; n < 300; n++) {
+      const lines: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        const r = (i * 7919 + n * 31) % 11;
+        lines.push(r === 0 ? '```js' : r === 1 ? '```' : 'x'.repeat((i * n) % 97));
+      }
+      for (const p of splitMessage(lines.join('\n'))) expect(p.length).toBeLessThanOrEqual(2000);
+    }
+  });
+});

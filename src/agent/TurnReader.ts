@@ -95,6 +95,8 @@ export class TurnReader {
 
   /** The reply so far, including the line being drawn, for streaming. */
   partial(): string {
+    // Until the echo of our input is behind us, the cursor line is our own text, not the agent's.
+    if (this.skipLines > 0) return trimBlankLines(this.collected()).join('\n');
     const current = this.logicalLineAt(this.cursorRow());
     const lines = this.collected();
     const cur = this.clean(current.text, current.prefixed);

@@ -678,7 +678,8 @@ export class DiscordEmulator {
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString('utf8');
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const path = url.pathname.replace(/^\/api(\/v\d+)?/, '');
+    // discord.js encodes `@` (`%40original`, `%40me`); Discord accepts both spellings.
+    const path = url.pathname.replace(/^\/api(\/v\d+)?/, '').replaceAll('%40', '@');
     const method = req.method ?? 'GET';
     let body: unknown;
     try {
@@ -725,6 +726,8 @@ export class DiscordEmulator {
     const entry: RequestLogEntry = { at: Date.now(), method, route, path, status, body, response };
     this.requestLog.push(entry);
     this.events.emit('request', entry);
+    // A 204 has no body and so no content type (discord.js parses any JSON-typed body).
+    if (status === 204) delete headers['content-type'];
     res.writeHead(status, headers);
     res.end(status === 204 ? undefined : JSON.stringify(response ?? {}));
   }

@@ -5,7 +5,7 @@ import type { APIMessage, APIUser } from 'discord-api-types/v10';
 import { App } from '../../src/app/App.js';
 import { parseConfig } from '../../src/config/Config.js';
 import { DiscordEmulator } from '../../src/emulator/DiscordEmulator.js';
-import { silentLogger } from '../../src/log/logger.js';
+import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
 import { treeMembers } from '../../src/process/ProcessTable.js';
 import { identify, type Pid } from './processes.js';
@@ -58,7 +58,7 @@ export class BotHarness {
     });
     h.app = await App.start({
       config,
-      logger: silentLogger(),
+      logger: process.env.TW_TEST_LOG ? createLogger(process.env.TW_TEST_LOG as 'debug') : silentLogger(),
       clientOptions: NO_THROTTLE,
       editIntervalMs: 1500,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'test-token', ...env },
@@ -86,6 +86,17 @@ export class BotHarness {
         return settled ? msgs : undefined;
       },
       { what: `${count} bot message(s) in thread ${threadId}`, timeoutMs },
+    );
+  }
+
+  /** Waits for a final (not streaming) bot message in the thread whose content passes `check`. */
+  reply(threadId: string, check: (content: string) => boolean, timeoutMs = 20_000): Promise<APIMessage> {
+    return this.emu.waitFor(
+      () =>
+        this.emu
+          .channelMessages(threadId)
+          .find((m) => m.author.id === this.emu.botUser.id && !m.content.includes('⏳ working…') && check(m.content)),
+      { what: `a bot reply in ${threadId}`, timeoutMs },
     );
   }
 

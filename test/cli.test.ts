@@ -1,0 +1,124 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/log/logger.js';
+import { Store } from '../src/store/Store.js';
+import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
+
+const CLI = join(import.meta.dirname, '../dist/src/cli.js');
+let dir: string;
+const started: Pid[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tw-cli-'));
+});
+afterEach(async () => {
+  await killAll(started);
+  started.length = 0;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH, DATABASE_PATH: join(dir, 'tw.db'), ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+}
+
+/** Starts test/fixtures/owner.mjs (a bot stand-in with live sessions), then SIGKILLs it: its trees are orphans. */
+async function orphansOfKilledOwner(sessions: number): Promise<Pid[]> {
+  const owner = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/owner.mjs')], {
+    env: {
+      ...process.env,
+      OWNER_DB: join(dir, 'tw.db'),
+      OWNER_WORKSPACES: join(dir, 'ws'),
+      OWNER_SESSIONS: String(sessions),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  owner.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const pids = await waitFor(() => /READY ([\d ]+)\n/.exec(out)?.[1], 'the owner to start its sessions', 30_000);
+  const orphans = identify(pids.trim().split(' ').map(Number));
+  started.push(...orphans);
+  owner.kill('SIGKILL');
+  await new Promise((r) => owner.once('exit', r));
+  return orphans;
+}
+
+describe('threadwarden CLI', () => {
+  it('prints usage and per-command help; unknown commands exit 2', () => {
+    expect(cli(['--help']).stdout).toContain('Commands:');
+    expect(cli(['history', '--help']).stdout).toContain('--reason R');
+    const bad = cli(['frobnicate']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('unknown command "frobnicate"');
+    expect(cli(['history', '--reason', 'bored']).status).toBe(2);
+  });
+
+  it('history lists sessions with their end reasons, as a table and as JSON, with filters', () => {
+    const store = new Store(join(dir, 'tw.db'), { logger: silentLogger() });
+    const reasons = ['archived', 'idle_ttl', 'crashed'] as const;
+    reasons.forEach((reason, i) => {
+      const id = `s${i}`;
+      store.insertSession({
+        id,
+        threadId: `10000000000000000${i}`,
+        channelId: undefined,
+        userId: undefined,
+        instanceId: 'i',
+        marker: `tw1:1:1:i:${id}`,
+        cwd: '/w',
+        command: ['kiro-cli'],
+        startedAt: Date.now() - 1000 * (3 - i),
+      });
+      store.endSession(id, {
+        reason,
+        endedAt: Date.now(),
+        exitCode: 0,
+        exitSignal: undefined,
+        killSignal: 'SIGTERM',
+        forced: reason === 'crashed',
+        pidsKilled: [1000 + i],
+        teardownMs: 10,
+        lastOutput: undefined,
+      });
+    });
+    store.close();
+    const json = cli(['history', '--json']);
+    expect(json.status).toBe(0);
+    const rows = JSON.parse(json.stdout) as { endReason: string; threadId: string }[];
+    expect(rows.map((r) => r.endReason)).toEqual(['crashed', 'idle_ttl', 'archived']);
+    const table = cli(['history']);
+    expect(table.stdout).toMatch(/reason/);
+    expect(table.stdout).toContain('SIGTERM (forced)');
+    const filtered = JSON.parse(cli(['history', '--json', '--reason', 'idle_ttl']).stdout) as unknown[];
+    expect(filtered).toHaveLength(1);
+    const thread = JSON.parse(cli(['history', '--json', '--thread', '100000000000000000']).stdout) as unknown[];
+    expect(thread).toHaveLength(1);
+    expect(JSON.parse(cli(['history', '--json', '--limit', '2']).stdout)).toHaveLength(2);
+    expect(JSON.parse(cli(['history', '--json', '--since', '1ms']).stdout)).toHaveLength(0);
+  });
+
+  it('reap --dry-run lists the orphans of a killed instance; reap kills them and closes their rows', async () => {
+    const orphans = await orphansOfKilledOwner(2);
+    expect(alive(orphans).length).toBe(orphans.length);
+    const dry = cli(['reap', '--dry-run']);
+    expect(dry.status).toBe(0);
+    expect(dry.stdout).toMatch(/would kill session/);
+    expect(dry.stdout).toMatch(/in 2 session\(s\)/);
+    expect(alive(orphans).length).toBe(orphans.length);
+    const real = cli(['reap'], { KILL_GRACE_MS: '300' });
+    expect(real.status).toBe(0);
+    expect(real.stdout).toMatch(/closed 2 open row\(s\)/);
+    await expectAllGone(orphans, 2000);
+    const rows = JSON.parse(cli(['history', '--json']).stdout) as { endReason: string }[];
+    expect(rows.map((r) => r.endReason)).toEqual(['bot_restart', 'bot_restart']);
+  }, 60_000);
+});
