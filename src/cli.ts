@@ -219,6 +219,8 @@ main(process.argv.slice(2)).then(
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       fail((err as Error).message, 2);
     }
+    // Another instance owns the database: a clear line, not a stack trace.
+    if ((err as { code?: string }).code === 'INSTANCE_LOCKED') fail((err as Error).message, 1);
     fail(`${(err as Error).stack ?? String(err)}`, 1);
   },
 );

@@ -1,11 +1,15 @@
 import type { ClientOptions } from 'discord.js';
 import type { Config } from '../config/Config.js';
 import { DiscordBridge } from '../discord/DiscordBridge.js';
+import { HttpServer } from '../http/HttpServer.js';
 import type { Logger } from '../log/logger.js';
+import { Metrics } from '../metrics/Metrics.js';
+import { ResourceMonitor } from '../monitor/ResourceMonitor.js';
 import { reapOrphans } from '../pool/Reaper.js';
 import { SessionPool } from '../pool/SessionPool.js';
 import { ProcessTable } from '../process/ProcessTable.js';
 import { Store } from '../store/Store.js';
+import { InstanceLock } from './InstanceLock.js';
 
 export interface AppOptions {
   readonly config: Config;
@@ -18,8 +22,8 @@ export interface AppOptions {
 }
 
 /**
- * One bot instance: database, reaper, pool and Discord bridge, started in order and shut down in reverse with a
- * deadline. Orphans of an earlier instance are reaped before any new session can start.
+ * One bot instance: lock, database, reaper, pool, monitor, metrics, HTTP and the Discord bridge, started in that
+ * order and shut down in reverse. Orphans of an earlier instance are reaped before any new session can start.
  */
 export class App {
   readonly config: Config;
@@ -28,9 +32,14 @@ export class App {
   readonly table: ProcessTable;
   readonly pool: SessionPool;
   readonly bridge: DiscordBridge;
+  readonly monitor: ResourceMonitor;
+  readonly metrics: Metrics;
+  readonly http: HttpServer;
+  private readonly lock: InstanceLock;
   private stopping: Promise<void> | undefined;
 
-  private constructor(options: AppOptions, store: Store, table: ProcessTable) {
+  private constructor(options: AppOptions, lock: InstanceLock, store: Store, table: ProcessTable) {
+    this.lock = lock;
     this.config = options.config;
     this.logger = options.logger;
     this.store = store;
@@ -42,18 +51,44 @@ export class App {
       table,
       ...(options.env !== undefined && { env: options.env }),
     });
+    this.monitor = new ResourceMonitor({
+      pool: this.pool,
+      config: options.config,
+      logger: options.logger,
+      store,
+    });
+    const usage = (threadId: string) => this.monitor.usage(threadId);
+    this.metrics = new Metrics(this.pool, usage);
     this.bridge = new DiscordBridge({
       config: options.config,
       pool: this.pool,
       logger: options.logger,
+      usage,
+      onRateLimited: (route) => this.metrics.recordRateLimit(route),
       ...(options.clientOptions !== undefined && { clientOptions: options.clientOptions }),
       ...(options.editIntervalMs !== undefined && { editIntervalMs: options.editIntervalMs }),
+    });
+    this.http = new HttpServer({
+      config: options.config,
+      pool: this.pool,
+      store,
+      metrics: this.metrics,
+      logger: options.logger,
+      usage,
+      gatewayConnected: () => this.bridge.connected,
     });
   }
 
   static async start(options: AppOptions): Promise<App> {
     const { config, logger } = options;
-    const store = new Store(config.databasePath, { logger });
+    const lock = InstanceLock.acquire(config.databasePath, logger);
+    let store: Store;
+    try {
+      store = new Store(config.databasePath, { logger });
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     const table = new ProcessTable();
     // Before any new work: trees and rows left by a dead instance are ended as bot_restart.
     const reaped = await reapOrphans({ table, logger, graceMs: config.killGraceMs, store });
@@ -67,8 +102,11 @@ export class App {
         'reaped what an earlier instance left behind',
       );
     }
-    const app = new App(options, store, table);
+    const app = new App(options, lock, store, table);
+    app.metrics.recordReaped(reaped.sessions.reduce((n, s) => n + s.pids.length, 0));
     try {
+      await app.http.listen();
+      app.monitor.start();
       await app.bridge.start();
     } catch (err) {
       await app.shutdown();
@@ -81,9 +119,12 @@ export class App {
   shutdown(): Promise<void> {
     this.stopping ??= (async () => {
       const t0 = performance.now();
+      this.monitor.close();
       const results = await this.pool.closeAll('shutdown');
+      await this.http.close();
       await this.bridge.destroy();
       this.store.close();
+      this.lock.release();
       this.logger.info(
         { sessions: results.length, ms: Math.round(performance.now() - t0) },
         'shut down: every session ended',

@@ -37,7 +37,10 @@ export function splitMessage(text: string, limit = DISCORD_MAX_CONTENT): string[
     let next = fence;
     if (m) {
       const closes =
-        fence && m[1]!.startsWith(fence.marker[0]!) && m[1]!.length >= fence.marker.length && m[2]!.trim() === '';
+        fence &&
+        m[1]!.startsWith(fence.marker[0]!) &&
+        m[1]!.length >= fence.marker.length &&
+        m[2]!.trim() === '';
       if (closes) next = undefined;
       else if (!fence) next = { marker: m[1]!, open: raw.trim() };
     }
