@@ -132,10 +132,13 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
   }
   const result = schema.safeParse(input);
   if (!result.success) {
-    const issues = result.error.issues.map((issue) => {
+    // One line per variable: the first thing wrong with it.
+    const byVariable = new Map<string, { variable: string; value: string | undefined; expected: string }>();
+    for (const issue of result.error.issues) {
       const variable = String(issue.path[0] ?? '(unknown)');
-      return { variable, value: input[variable], expected: issue.message };
-    });
+      if (!byVariable.has(variable)) byVariable.set(variable, { variable, value: input[variable], expected: issue.message });
+    }
+    const issues = [...byVariable.values()];
     throw new ConfigError(issues);
   }
   const c = result.data;
