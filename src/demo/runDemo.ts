@@ -60,7 +60,8 @@ export async function runDemo(): Promise<number> {
     out(`✔ bot connected to the emulator as ${emu.botUser.username}; slash commands registered`);
     const channel = emu.defaultChannelId;
     const say = (user: APIUser, where: string, text: string, mention = false) => {
-      out(`\n${user.username} in ${where}: ${mention ? `@${emu.botUser.username} ` : ''}${text}`);
+      const place = where === channel ? '#general' : `thread "${emu.thread(where)?.name ?? where}"`;
+      out(`\n${user.username} in ${place}: ${mention ? `@${emu.botUser.username} ` : ''}${text}`);
       return emu.userSays(where, user, text, { mentionBot: mention });
     };
     const finalReply = async (threadId: string, after: number): Promise<APIMessage[]> => {
@@ -106,6 +107,10 @@ export async function runDemo(): Promise<number> {
     out('  → 🚫 mallory is not on the allowlist: the message never reached the agent');
 
     // 4. /pool-status.
+    // Two monitor ticks, so CPU (a rate) has a baseline.
+    await app.monitor.tick();
+    await new Promise((r) => setTimeout(r, 200));
+    await app.monitor.tick();
     out(`\nalice runs /pool-status in the thread`);
     const status = emu.runCommand(thread.id, alice, 'pool-status');
     const original = await emu.waitFor(() => status.original()?.embeds?.[0], {
