@@ -8,7 +8,7 @@ import { DiscordEmulator } from '../src/emulator/DiscordEmulator.js';
 import { silentLogger } from '../src/log/logger.js';
 import { fakeKiroPath } from '../src/paths.js';
 import { parseMarker } from '../src/process/marker.js';
-import { scanProcesses, readMarker } from '../src/process/procfs.js';
+import { readMarker, scanProcesses } from '../src/process/procfs.js';
 import { Store } from '../src/store/Store.js';
 import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
@@ -102,14 +102,19 @@ async function openSessions(count: number): Promise<string[]> {
 }
 
 async function exitOf(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return { code: proc.exitCode, signal: proc.signalCode };
+  if (proc.exitCode !== null || proc.signalCode !== null)
+    return { code: proc.exitCode, signal: proc.signalCode };
   return new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
 describe('the bot as a process', () => {
   it('SIGTERM with live sessions: exit 0 within KILL_GRACE_MS + 5 s, no process left, every row "shutdown"', async () => {
     const bot = startBot();
-    await waitFor(() => emu.identifyCount > 0 && emu.registeredCommands(emu.guildId).length === 3, 'the bot to connect', 20_000);
+    await waitFor(
+      () => emu.identifyCount > 0 && emu.registeredCommands(emu.guildId).length === 3,
+      'the bot to connect',
+      20_000,
+    );
     await openSessions(3);
     const tree = processesOwnedBy(bot.proc.pid!);
     seen.push(...tree);
@@ -146,7 +151,12 @@ describe('the bot as a process', () => {
     const store = new Store(join(dir, 'tw.db'), { logger: silentLogger(), readonly: true });
     const rows = store.history();
     store.close();
-    expect(rows.map((r) => r.endReason)).toEqual(['bot_restart', 'bot_restart', 'bot_restart', 'bot_restart']);
+    expect(rows.map((r) => r.endReason)).toEqual([
+      'bot_restart',
+      'bot_restart',
+      'bot_restart',
+      'bot_restart',
+    ]);
     second.proc.kill('SIGTERM');
     expect((await exitOf(second.proc)).code).toBe(0);
   }, 120_000);

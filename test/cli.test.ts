@@ -44,7 +44,11 @@ async function orphansOfKilledOwner(sessions: number): Promise<Pid[]> {
   owner.stdout.on('data', (d: Buffer) => {
     out += d.toString();
   });
-  const pids = await waitFor(() => /READY ([\d ]+)\n/.exec(out)?.[1], 'the owner to start its sessions', 30_000);
+  const pids = await waitFor(
+    () => /READY ([\d ]+)\n/.exec(out)?.[1],
+    'the owner to start its sessions',
+    30_000,
+  );
   const orphans = identify(pids.trim().split(' ').map(Number));
   started.push(...orphans);
   owner.kill('SIGKILL');
@@ -100,7 +104,9 @@ describe('threadwarden CLI', () => {
     expect(table.stdout).toContain('SIGTERM (forced)');
     const filtered = JSON.parse(cli(['history', '--json', '--reason', 'idle_ttl']).stdout) as unknown[];
     expect(filtered).toHaveLength(1);
-    const thread = JSON.parse(cli(['history', '--json', '--thread', '100000000000000000']).stdout) as unknown[];
+    const thread = JSON.parse(
+      cli(['history', '--json', '--thread', '100000000000000000']).stdout,
+    ) as unknown[];
     expect(thread).toHaveLength(1);
     expect(JSON.parse(cli(['history', '--json', '--limit', '2']).stdout)).toHaveLength(2);
     expect(JSON.parse(cli(['history', '--json', '--since', '1ms']).stdout)).toHaveLength(0);

@@ -21,7 +21,10 @@ afterEach(async () => {
 /** Every bot message body in the request log pinged nobody. */
 function mentionsOfBotPosts(harness: BotHarness): unknown[] {
   return harness.emu.requestLog
-    .filter((e) => (e.method === 'POST' || e.method === 'PATCH') && /\/channels\/\d+\/messages(\/\d+)?$/.test(e.path))
+    .filter(
+      (e) =>
+        (e.method === 'POST' || e.method === 'PATCH') && /\/channels\/\d+\/messages(\/\d+)?$/.test(e.path),
+    )
     .map((e) => (e.body as { allowed_mentions?: unknown } | undefined)?.allowed_mentions);
 }
 
@@ -79,7 +82,9 @@ describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in
       .channelMessages(threadId)
       .filter((m) => m.author.id === h!.emu.botUser.id)
       .map((m) => m.content);
-    const slow = finals.findIndex((c) => c.startsWith('slow line 1 of 3\nslow line 2 of 3\nslow line 3 of 3'));
+    const slow = finals.findIndex((c) =>
+      c.startsWith('slow line 1 of 3\nslow line 2 of 3\nslow line 3 of 3'),
+    );
     expect(slow).toBeGreaterThan(0);
     expect(finals.slice(slow + 1)).toEqual(['You said: second', 'You said: third']);
   });

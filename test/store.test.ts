@@ -42,7 +42,10 @@ describe('Store', () => {
     new Store(path, { logger: silentLogger() }).close();
     const db = new Database(path);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM schema_migrations').all()).toEqual([{ version: 1 }]);
+    expect(db.prepare('SELECT version FROM schema_migrations').all()).toEqual([
+      { version: 1 },
+      { version: 2 },
+    ]);
     expect(migrate(db, join(import.meta.dirname, '../migrations'))).toEqual([]);
     db.close();
   });
@@ -51,15 +54,15 @@ describe('Store', () => {
     const migrations = join(dir, 'migrations');
     cpSync(join(import.meta.dirname, '../migrations'), migrations, { recursive: true });
     const db = new Database(join(dir, 'm.db'));
-    expect(migrate(db, migrations)).toEqual([1]);
-    writeFileSync(join(migrations, '002_extra.sql'), 'CREATE TABLE extra (x INTEGER);');
+    expect(migrate(db, migrations)).toEqual([1, 2]);
+    writeFileSync(join(migrations, '100_extra.sql'), 'CREATE TABLE extra (x INTEGER);');
     writeFileSync(
-      join(migrations, '003_broken.sql'),
+      join(migrations, '101_broken.sql'),
       'CREATE TABLE half (x INTEGER); SELECT * FROM nowhere;',
     );
     expect(() => migrate(db, migrations)).toThrow(/no such table: nowhere/);
     const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all();
-    expect(versions).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(versions).toEqual([{ version: 1 }, { version: 2 }, { version: 100 }]);
     expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'half'").all()).toEqual([]);
     db.close();
   });

@@ -35,6 +35,8 @@ export class App {
   readonly monitor: ResourceMonitor;
   readonly metrics: Metrics;
   readonly http: HttpServer;
+  /** Where /health and /metrics listen (the real port when HTTP_PORT=0). */
+  httpAddress: { host: string; port: number } | undefined;
   private readonly lock: InstanceLock;
   private stopping: Promise<void> | undefined;
 
@@ -105,7 +107,7 @@ export class App {
     const app = new App(options, lock, store, table);
     app.metrics.recordReaped(reaped.sessions.reduce((n, s) => n + s.pids.length, 0));
     try {
-      await app.http.listen();
+      app.httpAddress = await app.http.listen();
       app.monitor.start();
       await app.bridge.start();
     } catch (err) {

@@ -136,7 +136,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     const byVariable = new Map<string, { variable: string; value: string | undefined; expected: string }>();
     for (const issue of result.error.issues) {
       const variable = String(issue.path[0] ?? '(unknown)');
-      if (!byVariable.has(variable)) byVariable.set(variable, { variable, value: input[variable], expected: issue.message });
+      if (!byVariable.has(variable))
+        byVariable.set(variable, { variable, value: input[variable], expected: issue.message });
     }
     const issues = [...byVariable.values()];
     throw new ConfigError(issues);

@@ -161,7 +161,12 @@ export class DiscordBridge {
 
   /** True while the gateway connection is up. */
   get connected(): boolean {
-    return !this.destroyed && this.client.ws.status === Status.Ready;
+    // The manager stays "ready" across reconnects; each shard's own status says whether it is connected now.
+    return (
+      !this.destroyed &&
+      this.client.isReady() &&
+      this.client.ws.shards.every((shard) => shard.status === Status.Ready)
+    );
   }
 
   /** Idempotent: stops typing timers, detaches from the pool, closes the gateway. */

@@ -123,6 +123,7 @@ export class Store {
             exit_signal = @exitSignal, kill_signal = @killSignal, forced = @forced, pids_killed = @pidsKilled,
             teardown_ms = @teardownMs, last_output = @lastOutput WHERE id = @id AND ended_at IS NULL`),
           event: db.prepare('INSERT INTO events (session_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
+          probe: db.prepare('INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)'),
         };
   }
 
@@ -263,14 +264,13 @@ export class Store {
     return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
   }
 
-  /** Whether the database takes writes now: replays pending writes and probes with a rolled-back insert. */
+  /** Whether the database takes writes now: replays pending writes, then writes the one-row health probe. */
   health(): { ok: true } | { ok: false; error: string } {
     if (this.closed) return { ok: false, error: 'database is closed' };
     if (!this.flush())
       return { ok: false, error: `database not writable: ${this.lastError?.message ?? 'unknown'}` };
     try {
-      this.db.exec('BEGIN IMMEDIATE');
-      this.db.exec('ROLLBACK');
+      this.s.probe.run(Date.now());
       return { ok: true };
     } catch (err) {
       return { ok: false, error: `database not writable: ${(err as Error).message}` };

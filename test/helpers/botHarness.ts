@@ -95,7 +95,10 @@ export class BotHarness {
       () =>
         this.emu
           .channelMessages(threadId)
-          .find((m) => m.author.id === this.emu.botUser.id && !m.content.includes('⏳ working…') && check(m.content)),
+          .find(
+            (m) =>
+              m.author.id === this.emu.botUser.id && !m.content.includes('⏳ working…') && check(m.content),
+          ),
       { what: `a bot reply in ${threadId}`, timeoutMs },
     );
   }

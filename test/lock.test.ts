@@ -1,0 +1,83 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InstanceLock, InstanceLockedError } from '../src/app/InstanceLock.js';
+import { silentLogger } from '../src/log/logger.js';
+import { readProc } from '../src/process/procfs.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tw-lock-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('InstanceLock', () => {
+  it('refuses a second holder while the first lives, naming its pid and how to stop it', () => {
+    const db = join(dir, 'tw.db');
+    // The holder: this test process itself, as another instance would see it.
+    const first = InstanceLock.acquire(db, silentLogger());
+    const err = (() => {
+      try {
+        InstanceLock.acquire(db, silentLogger());
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(InstanceLockedError);
+    expect((err as Error).message).toContain(`pid ${process.pid}`);
+    expect((err as Error).message).toContain(`kill -TERM ${process.pid}`);
+    first.release();
+    first.release();
+    expect(existsSync(`${db}.lock`)).toBe(false);
+  });
+
+  it('clears a stale lock whose pid is dead', () => {
+    const db = join(dir, 'tw.db');
+    const dead = spawnSync('true').pid;
+    writeFileSync(`${db}.lock`, JSON.stringify({ pid: dead, startTime: 1, startedAt: 'then', host: 'h' }));
+    const lock = InstanceLock.acquire(db, silentLogger());
+    expect(JSON.parse(readFileSync(`${db}.lock`, 'utf8')).pid).toBe(process.pid);
+    lock.release();
+  });
+
+  it('clears a stale lock whose pid now belongs to another process', () => {
+    const db = join(dir, 'tw.db');
+    const me = readProc(process.pid)!;
+    writeFileSync(
+      `${db}.lock`,
+      JSON.stringify({ pid: process.pid, startTime: me.startTime - 1, startedAt: 'x', host: 'h' }),
+    );
+    const lock = InstanceLock.acquire(db, silentLogger());
+    lock.release();
+    expect(existsSync(`${db}.lock`)).toBe(false);
+  });
+
+  it('release leaves a lock that is no longer ours alone', () => {
+    const db = join(dir, 'tw.db');
+    const lock = InstanceLock.acquire(db, silentLogger());
+    writeFileSync(`${db}.lock`, JSON.stringify({ pid: 1, startTime: 1, startedAt: 'x', host: 'h' }));
+    lock.release();
+    expect(existsSync(`${db}.lock`)).toBe(true);
+  });
+
+  it('a second `threadwarden start` on the same database exits 1 and names the running pid', () => {
+    const db = join(dir, 'tw.db');
+    const lock = InstanceLock.acquire(db, silentLogger());
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, '../dist/src/cli.js'), 'start'], {
+      env: {
+        PATH: process.env.PATH,
+        DISCORD_TOKEN: 't',
+        ALLOW_ALL_USERS: 'true',
+        DATABASE_PATH: db,
+        HTTP_PORT: '0',
+      },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    lock.release();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`another threadwarden (pid ${process.pid}`);
+  });
+});
