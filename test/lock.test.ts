@@ -24,6 +24,7 @@ describe('InstanceLock', () => {
       } catch (e) {
         return e;
       }
+      return undefined;
     })();
     expect(err).toBeInstanceOf(InstanceLockedError);
     expect((err as Error).message).toContain(`pid ${process.pid}`);

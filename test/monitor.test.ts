@@ -118,7 +118,7 @@ describe('ResourceMonitor warnings', () => {
     child.warn = ((obj: unknown, msg: string) => {
       warnings.push({ obj, msg });
     }) as typeof child.warn;
-    logger.child = () => child;
+    (logger as unknown as { child: () => typeof child }).child = () => child;
     // A CPU limit of 1 % that never ends the session (the stuck window is huge).
     monitor = new ResourceMonitor({ pool: h.pool, config: limits({ maxCpuPercent: 1 }), logger });
     await monitor.tick();
