@@ -1,0 +1,534 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AgentSession } from '../src/agent/AgentSession.js';
+import type { EndReason } from '../src/endReasons.js';
+import { silentLogger } from '../src/log/logger.js';
+import { ResourceMonitor } from '../src/monitor/ResourceMonitor.js';
+import { packageRoot } from '../src/paths.js';
+import { reapOrphans } from '../src/pool/Reaper.js';
+import { isAlive, MARKER_VAR, readProc } from '../src/process/procfs.js';
+import { Store } from '../src/store/Store.js';
+import {
+  AGENT_ENV,
+  bareSpawn,
+  bareTurn,
+  hostile,
+  makePool,
+  markedAlive,
+  percentile,
+  rssMb,
+  settleGc,
+  sweepMarked,
+  tempDir,
+  threadId,
+} from './lib.js';
+
+const quick = process.argv.includes('--quick');
+const GRACE = 500;
+const rows: {
+  scenario: string;
+  figure: string;
+  value: string;
+  baseline: string;
+  target: string;
+  verdict: string;
+}[] = [];
+const results: Record<string, unknown> = {};
+
+function row(
+  scenario: string,
+  figure: string,
+  value: string,
+  baseline: string,
+  target: string,
+  pass: boolean | null,
+) {
+  rows.push({
+    scenario,
+    figure,
+    value,
+    baseline,
+    target,
+    verdict: pass === null ? '-' : pass ? 'PASS' : 'MISS',
+  });
+}
+
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
+
+/** Runs `fn` over items with at most `limit` in flight. */
+async function parallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i]!, i);
+      }
+    }),
+  );
+}
+
+// ---- 1. churn and leaks ---------------------------------------------------------------------------------------
+async function churn(n: number): Promise<void> {
+  await settleGc();
+  const rssBefore = rssMb();
+  const bp = makePool({ maxSessions: 1000, killGraceMs: GRACE, sessionIdleTtlMs: 60_000 });
+  const evictPool = makePool({ maxSessions: 1, killGraceMs: GRACE }, bp.table);
+  const paths: EndReason[] = [
+    'archived',
+    'idle_ttl',
+    'evicted',
+    'reset',
+    'crashed',
+    'memory_limit',
+    'shutdown',
+  ];
+  const counts = new Map<EndReason, number>();
+  const t0 = performance.now();
+  const shutdownBatch: string[] = [];
+  await parallel(
+    Array.from({ length: n }, (_, i) => i),
+    6,
+    async (i) => {
+      const reason = paths[i % paths.length]!;
+      const pool = reason === 'evicted' ? evictPool.pool : bp.pool;
+      const id = threadId();
+      let s: AgentSession;
+      try {
+        s = await pool.acquire(id);
+        await s.ready;
+        await hostile(s, i);
+      } catch {
+        return; // an eviction-pool session evicted by its successor mid-setup: counted by its successor
+      }
+      switch (reason) {
+        case 'idle_ttl':
+          // Time passes: the session has been idle for longer than the TTL, and the sweep runs.
+          s.lastActivityAt -= 61_000;
+          pool.sweep();
+          await waitClosed(s);
+          break;
+        case 'evicted':
+          break; // the next acquire on the one-slot pool evicts it
+        case 'crashed':
+          await s.prompt('fake:crash').catch(() => undefined);
+          await waitClosed(s);
+          break;
+        case 'shutdown':
+          shutdownBatch.push(id);
+          return;
+        default:
+          await pool.close(id, reason);
+      }
+    },
+  );
+  await bp.pool.closeAll('shutdown');
+  await evictPool.pool.closeAll('shutdown');
+  for (const r of bp.store.history({ limit: 100_000 }))
+    counts.set(r.endReason!, (counts.get(r.endReason!) ?? 0) + 1);
+  for (const r of evictPool.store.history({ limit: 100_000 }))
+    counts.set(r.endReason!, (counts.get(r.endReason!) ?? 0) + 1);
+
+  // A simulated owner crash, then the reaper.
+  const ownerDb = join(bp.root, 'owner.db');
+  const owner = spawn(process.execPath, [join(packageRoot(), 'test/fixtures/owner.mjs')], {
+    env: {
+      ...process.env,
+      OWNER_DB: ownerDb,
+      OWNER_WORKSPACES: join(bp.root, 'owner-ws'),
+      OWNER_SESSIONS: '3',
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  owner.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  while (!out.includes('READY')) await sleep(20);
+  owner.kill('SIGKILL');
+  await new Promise((r) => owner.once('exit', r));
+  const ownerStore = new Store(ownerDb, { logger: silentLogger() });
+  const reaped = await reapOrphans({
+    table: bp.table,
+    logger: silentLogger(),
+    graceMs: GRACE,
+    store: ownerStore,
+  });
+  counts.set('bot_restart', reaped.rowsClosed);
+  ownerStore.close();
+  const seconds = (performance.now() - t0) / 1000;
+
+  const leaked = [bp.pool.instanceId, evictPool.pool.instanceId, `tw1:${owner.pid}:`].reduce(
+    (sum, needle) => sum + markedAlive(needle).length,
+    0,
+  );
+  for (const needle of [bp.pool.instanceId, evictPool.pool.instanceId, `tw1:${owner.pid}:`])
+    await sweepMarked(needle);
+  bp.store.close();
+  evictPool.store.close();
+  rmSync(bp.root, { recursive: true, force: true });
+  rmSync(evictPool.root, { recursive: true, force: true });
+  await settleGc();
+  const growth = rssMb() - rssBefore;
+  const per1000 = (growth * 1000) / n;
+
+  // Baseline: SIGTERM to the process group, SIGKILL to the group after the grace, on the same kinds of agents.
+  const baseN = Math.min(n, quick ? 20 : 60);
+  const tag = `bench-baseline-${process.pid}-${Date.now()}`;
+  const dir = tempDir('baseline');
+  await parallel(
+    Array.from({ length: baseN }, (_, i) => i),
+    6,
+    async (i) => {
+      const { term, ready } = bareSpawn(dir, { ...AGENT_ENV, [MARKER_VAR]: `${tag}:${i}` });
+      await ready;
+      const kinds = ['setsid', 'group', 'doublefork', 'ignoreterm'];
+      await bareTurn(term, `fake:spawn ${kinds[i % kinds.length]}`);
+      if (i % 3 === 0) await bareTurn(term, 'fake:ignore-term');
+      try {
+        process.kill(-term.pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+      await sleep(GRACE);
+      try {
+        process.kill(-term.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      await sleep(100);
+    },
+  );
+  const baselineOrphans = markedAlive(tag).length;
+  await sweepMarked(tag);
+  rmSync(dir, { recursive: true, force: true });
+
+  results.churn = {
+    sessions: n,
+    seconds,
+    byReason: Object.fromEntries(counts),
+    leakedProcesses: leaked,
+    rssBeforeMb: rssBefore,
+    rssGrowthMb: growth,
+    rssGrowthPer1000Mb: per1000,
+    baseline: { sessions: baseN, orphans: baselineOrphans, orphansPerSession: baselineOrphans / baseN },
+  };
+  row(
+    'churn',
+    `processes left after ${n} sessions, every end path`,
+    String(leaked),
+    `${baselineOrphans} after ${baseN}`,
+    '0',
+    leaked === 0,
+  );
+  row('churn', 'bot RSS growth per 1000 sessions (MB)', f1(per1000), '-', '< 10', per1000 < 10);
+}
+
+async function waitClosed(s: AgentSession): Promise<void> {
+  while (s.state !== 'closed') await sleep(5);
+}
+
+// ---- 2. teardown latency ----------------------------------------------------------------------------------------
+async function teardown(m: number): Promise<void> {
+  const bp = makePool({ killGraceMs: GRACE });
+  const measure = async (ignore: boolean) => {
+    const times: number[] = [];
+    for (let i = 0; i < m; i++) {
+      const id = threadId();
+      const s = await bp.pool.acquire(id);
+      await s.ready;
+      await s.prompt('fake:spawn setsid');
+      if (ignore) await s.prompt('fake:ignore-term');
+      const r = await bp.pool.close(id, 'reset');
+      times.push(r!.kill.durationMs);
+    }
+    return times;
+  };
+  const honour = await measure(false);
+  const ignore = await measure(true);
+  await bp.pool.closeAll('shutdown');
+
+  // Baseline: group-only teardown, time until the group's own processes are gone (it cannot see the escaper).
+  const tag = `bench-td-${process.pid}-${Date.now()}`;
+  const dir = tempDir('td');
+  const baseline = async (ignoreTerm: boolean) => {
+    const times: number[] = [];
+    for (let i = 0; i < m; i++) {
+      const { term, ready } = bareSpawn(dir, { ...AGENT_ENV, [MARKER_VAR]: `${tag}:${i}` });
+      await ready;
+      await bareTurn(term, 'fake:spawn setsid');
+      if (ignoreTerm) await bareTurn(term, 'fake:ignore-term');
+      const group = [term.pid, ...childrenOf(term.pid)].map((pid) => ({
+        pid,
+        start: readProc(pid)?.startTime ?? -1,
+      }));
+      const t0 = performance.now();
+      process.kill(-term.pid, 'SIGTERM');
+      const deadline = t0 + GRACE;
+      while (group.some((g) => isAlive(g.pid, g.start)) && performance.now() < deadline) await sleep(5);
+      if (group.some((g) => isAlive(g.pid, g.start))) {
+        try {
+          process.kill(-term.pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+        while (group.some((g) => isAlive(g.pid, g.start))) await sleep(5);
+      }
+      times.push(performance.now() - t0);
+    }
+    return times;
+  };
+  const baseHonour = await baseline(false);
+  const baseIgnore = await baseline(true);
+  const orphans = markedAlive(tag).length;
+  await sweepMarked(tag);
+  await sweepMarked(bp.pool.instanceId);
+  bp.store.close();
+  rmSync(bp.root, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+
+  const stats = (t: number[]) => ({ p50: percentile(t, 50), p99: percentile(t, 99) });
+  results.teardown = {
+    samples: m,
+    graceMs: GRACE,
+    honour: stats(honour),
+    ignore: stats(ignore),
+    baseline: { honour: stats(baseHonour), ignore: stats(baseIgnore), orphansLeft: orphans },
+  };
+  row(
+    'teardown',
+    'close() to last pid gone, SIGTERM honoured: p50 / p99 (ms)',
+    `${f1(percentile(honour, 50))} / ${f1(percentile(honour, 99))}`,
+    `${f1(percentile(baseHonour, 50))} / ${f1(percentile(baseHonour, 99))} (leaves the escaper)`,
+    'p99 <= 100',
+    percentile(honour, 99) <= 100,
+  );
+  row(
+    'teardown',
+    'close() to last pid gone, SIGTERM ignored: p50 / p99 (ms)',
+    `${f1(percentile(ignore, 50))} / ${f1(percentile(ignore, 99))}`,
+    `${f1(percentile(baseIgnore, 50))} / ${f1(percentile(baseIgnore, 99))} (${orphans} orphans)`,
+    `p99 <= ${GRACE + 100}`,
+    percentile(ignore, 99) <= GRACE + 100,
+  );
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+// ---- 3. spawn overhead ---------------------------------------------------------------------------------------
+async function spawnOverhead(m: number): Promise<void> {
+  const bp = makePool();
+  const dir = tempDir('spawn');
+  const bot: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < m; i++) {
+    const t0 = performance.now();
+    const { term, ready } = bareSpawn(dir, AGENT_ENV);
+    await ready;
+    bare.push(performance.now() - t0);
+    term.kill('SIGKILL');
+    const id = threadId();
+    const t1 = performance.now();
+    const s = await bp.pool.acquire(id);
+    await s.ready;
+    bot.push(performance.now() - t1);
+    await bp.pool.close(id, 'reset');
+  }
+  await bp.pool.closeAll('shutdown');
+  await sweepMarked(bp.pool.instanceId);
+  bp.store.close();
+  rmSync(bp.root, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+  const b50 = percentile(bot, 50);
+  const r50 = percentile(bare, 50);
+  results.spawn = { samples: m, botP50: b50, bareP50: r50, ratio: b50 / r50, addedMs: b50 - r50 };
+  row(
+    'spawn',
+    'acquire() to prompt, p50 (ms)',
+    `${f1(b50)} (x${(b50 / r50).toFixed(2)}, +${f1(b50 - r50)} ms)`,
+    `${f1(r50)} bare node-pty`,
+    'x<=1.10 or +<5 ms',
+    b50 / r50 <= 1.1 || b50 - r50 < 5,
+  );
+}
+
+// ---- 4 + 5. scale and monitor cost ------------------------------------------------------------------------------
+async function scale(sessions: number): Promise<void> {
+  const bp = makePool({ maxSessions: sessions + 10 });
+  await settleGc();
+  const idleRss = rssMb();
+  const all: AgentSession[] = [];
+  await parallel(
+    Array.from({ length: sessions }, (_, i) => i),
+    8,
+    async () => {
+      const s = await bp.pool.acquire(threadId());
+      await s.ready;
+      all.push(s);
+    },
+  );
+  await settleGc();
+  const readyRss = rssMb();
+
+  const lines = 60;
+  const every = 50;
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let peakRss = readyRss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, rssMb());
+  }, 100);
+  const turns = await Promise.all(all.map((s) => s.prompt(`fake:slow-reply ${lines} ${every}`)));
+  clearInterval(sampler);
+  const wall = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  lag.disable();
+  const expected = sessions * lines;
+  const delivered = turns.reduce(
+    (n, t) => n + t.text.split('\n').filter((l) => /^slow line \d+ of \d+$/.test(l)).length,
+    0,
+  );
+  const lagP99 = lag.percentile(99) / 1e6;
+  const cpuPct = ((cpu.user + cpu.system) / 1000 / wall) * 100;
+  const perSession = (peakRss - idleRss) / sessions;
+
+  // Monitor cost on the same live sessions.
+  const monitor = new ResourceMonitor({
+    pool: bp.pool,
+    config: {
+      resourceCheckIntervalMs: 10_000,
+      maxCpuPercent: 10_000,
+      maxStuckMs: 1e9,
+      maxMemoryMb: 1e6,
+      maxTurnSilenceMs: 1e9,
+    },
+    logger: silentLogger(),
+  });
+  const ticks: number[] = [];
+  for (let i = 0; i < 20; i++) ticks.push((await monitor.tick()).durationMs);
+  monitor.close();
+  const psTicks: number[] = [];
+  for (let i = 0; i < (quick ? 2 : 3); i++) {
+    const t = performance.now();
+    for (const s of all) {
+      try {
+        execFileSync('ps', ['-o', 'pid=,rss=,pcpu=', '-s', String(s.pid)], { encoding: 'utf8' });
+      } catch {
+        // ps exits 1 when it finds nothing
+      }
+    }
+    psTicks.push(performance.now() - t);
+  }
+  await bp.pool.closeAll('shutdown');
+  await sweepMarked(bp.pool.instanceId);
+  bp.store.close();
+  rmSync(bp.root, { recursive: true, force: true });
+
+  const tick50 = percentile(ticks, 50);
+  const ps50 = percentile(psTicks, 50);
+  results.scale = {
+    sessions,
+    linesPerTurn: lines,
+    intervalMs: every,
+    lagP99Ms: lagP99,
+    botCpuPercent: cpuPct,
+    rssIdleMb: idleRss,
+    rssPeakMb: peakRss,
+    rssPerSessionMb: perSession,
+    linesExpected: expected,
+    linesDelivered: delivered,
+  };
+  results.monitor = { sessions, tickP50Ms: tick50, psBaselineP50Ms: ps50, ratio: ps50 / tick50 };
+  row(
+    'scale',
+    `${sessions} streaming sessions: event-loop lag p99 (ms)`,
+    f1(lagP99),
+    '-',
+    '< 20',
+    lagP99 < 20,
+  );
+  row('scale', 'bot CPU while streaming (% of one core)', f1(cpuPct), '-', '-', null);
+  row('scale', 'bot RSS per session beyond idle (MB)', f1(perSession), '-', '< 1', perSession < 1);
+  row(
+    'scale',
+    'lines delivered / produced',
+    `${delivered} / ${expected}`,
+    '-',
+    'equal',
+    delivered === expected,
+  );
+  row(
+    'monitor',
+    `one tick over ${sessions} sessions, p50 (ms)`,
+    `${f1(tick50)} (${(ps50 / tick50).toFixed(0)}x cheaper)`,
+    `${f1(ps50)} (one ps per session)`,
+    '< 20 and >= 10x',
+    tick50 < 20 && ps50 / tick50 >= 10,
+  );
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const n = quick ? 70 : 1000;
+  const t0 = performance.now();
+  await teardown(quick ? 10 : 40);
+  await spawnOverhead(quick ? 10 : 30);
+  await scale(quick ? 50 : 200);
+  await churn(n);
+  const seconds = (performance.now() - t0) / 1000;
+  const machine = {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model,
+    memoryGb: totalmem() / 1024 ** 3,
+    node: process.version,
+  };
+  const doc = {
+    date: new Date(started).toISOString(),
+    mode: quick ? 'quick' : 'full',
+    seconds,
+    machine,
+    results,
+    rows,
+  };
+  const dir = join(packageRoot(), 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const header =
+    '| scenario | figure | threadwarden | baseline (same run) | target | verdict |\n|---|---|---|---|---|---|\n';
+  const table =
+    header +
+    rows
+      .map((r) => `| ${r.scenario} | ${r.figure} | ${r.value} | ${r.baseline} | ${r.target} | ${r.verdict} |`)
+      .join('\n');
+  const md = `Run ${doc.date} (${doc.mode}, ${seconds.toFixed(0)} s) on ${machine.cores} cores, ${machine.memoryGb.toFixed(0)} GiB, Node ${machine.node}.\n\n${table}\n`;
+  writeFileSync(join(dir, quick ? 'latest-quick.json' : 'latest.json'), `${JSON.stringify(doc, null, 2)}\n`);
+  writeFileSync(join(dir, quick ? 'latest-quick.md' : 'latest.md'), md);
+  process.stdout.write(`${md}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
