@@ -12,6 +12,8 @@ import { isAlive, MARKER_VAR, readProc, scanProcesses } from '../src/process/pro
 import { Store } from '../src/store/Store.js';
 
 export const PROMPT_BYTES = '[default]\x1b[35m> ';
+/** How the prompt's bytes end: a turn is over when the output ends with them after the Credits line. */
+const PROMPT_END = '> \x1b[39m';
 
 /** The environment every bench agent gets: fast "Thinking..." so turns measure the engine, not the fake's pause. */
 export const AGENT_ENV = { PATH: process.env.PATH, HOME: process.env.HOME, KIRO_FAKE_THINK_MS: '0' };
@@ -127,7 +129,7 @@ export function bareTurn(term: pty.IPty, text: string): Promise<string> {
     let out = '';
     const d = term.onData((chunk) => {
       out += chunk;
-      if (out.includes('Credits') && out.endsWith(PROMPT_BYTES.slice(-2) + '\x1b[39m')) {
+      if (out.includes('Credits') && out.endsWith(PROMPT_END)) {
         d.dispose();
         resolve(out);
       }
