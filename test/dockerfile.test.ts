@@ -9,7 +9,9 @@ describe('Dockerfile and docker-compose.yml', () => {
   const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
 
   it('copies only paths that exist in the repository', () => {
-    const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/));
+    const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) =>
+      m[1]!.trim().split(/\s+/),
+    );
     expect(sources.length).toBeGreaterThan(4);
     for (const s of sources) expect(existsSync(join(root, s)), s).toBe(true);
   });

@@ -89,6 +89,21 @@ export class BotHarness {
     );
   }
 
+  /**
+   * Sends a message in a thread and waits until the bot has marked it done (✅) or failed (❌), which it does
+   * after the last part of the reply is posted; returns the bot's messages posted after it, in order.
+   */
+  async turn(threadId: string, user: APIUser, text: string, timeoutMs = 20_000): Promise<APIMessage[]> {
+    const sent = this.emu.userSays(threadId, user, text);
+    await this.emu.waitFor(
+      () => this.emu.reactions(threadId, sent.id).some((r) => r === '✅' || r === '❌'),
+      { what: `the bot to finish answering ${JSON.stringify(text.slice(0, 40))}`, timeoutMs },
+    );
+    return this.emu
+      .channelMessages(threadId)
+      .filter((m) => m.author.id === this.emu.botUser.id && BigInt(m.id) > BigInt(sent.id));
+  }
+
   /** Waits for a final (not streaming) bot message in the thread whose content passes `check`. */
   reply(threadId: string, check: (content: string) => boolean, timeoutMs = 20_000): Promise<APIMessage> {
     return this.emu.waitFor(
