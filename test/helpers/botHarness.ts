@@ -33,7 +33,7 @@ export class BotHarness {
   }
 
   static async start(
-    env: Record<string, string> = {},
+    envOrFn: Record<string, string> | ((emu: DiscordEmulator) => Record<string, string>) = {},
     emuOptions: ConstructorParameters<typeof DiscordEmulator>[0] = {},
   ): Promise<BotHarness> {
     const emu = new DiscordEmulator(emuOptions);
@@ -43,6 +43,7 @@ export class BotHarness {
     h.alice = emu.createUser('alice');
     h.bob = emu.createUser('bob', { roles: [h.roleId] });
     h.mallory = emu.createUser('mallory');
+    const env = typeof envOrFn === 'function' ? envOrFn(emu) : envOrFn;
     const config = parseConfig({
       DISCORD_TOKEN: 'test-token',
       DISCORD_API_BASE: emu.apiBase,
