@@ -132,10 +132,10 @@ describe('the bot as a process', () => {
     expect(rows.map((r) => r.endReason)).toEqual(['shutdown', 'shutdown', 'shutdown']);
   }, 90_000);
 
-  it('after a SIGKILL of the bot, the next start reaps every old tree before new work and records bot_restart', async () => {
-    const first = startBot();
+  it('after a SIGKILL of the bot with 20 live sessions, the next start reaps every old tree within 5 s, before new work, as bot_restart', async () => {
+    const first = startBot({ MAX_SESSIONS: '20' });
     await waitFor(() => emu.identifyCount > 0, 'the first bot to connect', 20_000);
-    await openSessions(4);
+    await openSessions(20);
     const orphans = processesOwnedBy(first.proc.pid!);
     seen.push(...orphans);
     first.proc.kill('SIGKILL');
@@ -151,13 +151,37 @@ describe('the bot as a process', () => {
     const store = new Store(join(dir, 'tw.db'), { logger: silentLogger(), readonly: true });
     const rows = store.history();
     store.close();
-    expect(rows.map((r) => r.endReason)).toEqual([
-      'bot_restart',
-      'bot_restart',
-      'bot_restart',
-      'bot_restart',
-    ]);
+    expect(rows).toHaveLength(20);
+    expect(new Set(rows.map((r) => r.endReason))).toEqual(new Set(['bot_restart']));
     second.proc.kill('SIGTERM');
     expect((await exitOf(second.proc)).code).toBe(0);
+  }, 180_000);
+
+  it('SIGTERM in the middle of many streaming turns: clean exit within the deadline, no orphans, every row closed', async () => {
+    const bot = startBot({ MAX_SESSIONS: '12' });
+    await waitFor(() => emu.registeredCommands(emu.guildId).length === 3, 'the bot to connect', 20_000);
+    const threads = await openSessions(10);
+    const tree = processesOwnedBy(bot.proc.pid!);
+    seen.push(...tree);
+    for (const id of threads) emu.userSays(id, alice, 'fake:slow-reply 200 20');
+    await waitFor(
+      () => threads.every((id) => emu.channelMessages(id).some((m) => m.content.includes('working…'))),
+      'every thread to be streaming',
+      30_000,
+    );
+    const t0 = performance.now();
+    bot.proc.kill('SIGTERM');
+    const { code } = await exitOf(bot.proc);
+    const ms = performance.now() - t0;
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(500 + 5000);
+    await expectAllGone(tree, 100);
+    const store = new Store(join(dir, 'tw.db'), { logger: silentLogger(), readonly: true });
+    const rows = store.history();
+    store.close();
+    expect(rows).toHaveLength(10);
+    expect(new Set(rows.map((r) => r.endReason))).toEqual(new Set(['shutdown']));
+    // Nothing was posted into a thread after shutdown began that Discord refused.
+    expect(emu.errors()).toEqual([]);
   }, 120_000);
 });
