@@ -94,7 +94,10 @@ describe('Store', () => {
       peakMemMb: 300,
       turns: 1,
     });
-    expect(again.events('s1')).toEqual([expect.objectContaining({ kind: 'ready', detail: { ms: 80 } })]);
+    expect(again.events('s1')).toEqual([
+      expect.objectContaining({ kind: 'spawn', detail: null }),
+      expect.objectContaining({ kind: 'ready', detail: { ms: 80 } }),
+    ]);
     expect(again.openSessions().map((r) => r.id)).toEqual(['s2']);
     expect(again.countsByReason()).toEqual({ archived: 1 });
     expect(again.history({ reason: 'archived' }).map((r) => r.id)).toEqual(['s1']);

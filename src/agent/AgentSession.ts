@@ -238,8 +238,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const pid = this.proc.pid;
     this.pidStart = readProc(pid)?.startTime;
     this.log.info({ pid, command }, 'agent spawned');
-    o.store?.markSpawned(this.id, pid, this.pidStart ?? 0);
-    o.store?.recordEvent(this.id, 'spawn', { pid, command, cwd: this.cwd });
+    o.store?.markSpawned(this.id, pid, this.pidStart ?? 0, { pid, command, cwd: this.cwd });
     this.disposables.push(
       this.proc.onData((data) => this.onData(data)),
       this.proc.onExit(({ exitCode, signal }) => this.onExit(exitCode, signal)),
@@ -443,8 +442,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private becomeReady(): void {
     clearTimeout(this.spawnTimer);
     const t = this.now();
-    this.opts.store?.markReady(this.id, t);
-    this.opts.store?.recordEvent(this.id, 'ready', { ms: t - this.startedAt }, t);
+    this.opts.store?.markReady(this.id, t, { ms: t - this.startedAt });
     this.log.debug({ ms: t - this.startedAt }, 'agent ready');
     this.setState('idle');
     this.resolveReady();

@@ -170,14 +170,28 @@ export class Store {
     );
   }
 
-  markSpawned(id: string, pid: number, pidStart: number): void {
+  /** Records the agent's pid and the spawn event in one transaction (one fsync on the spawn path). */
+  markSpawned(id: string, pid: number, pidStart: number, detail?: unknown, at = Date.now()): void {
     const s = this.s;
-    this.write(() => s.spawned.run(pid, pidStart, id));
+    const json = detail === undefined ? null : JSON.stringify(detail);
+    this.write(() =>
+      this.db.transaction(() => {
+        s.spawned.run(pid, pidStart, id);
+        s.event.run(id, at, 'spawn', json);
+      })(),
+    );
   }
 
-  markReady(id: string, at: number): void {
+  /** Records the first prompt and the ready event in one transaction. */
+  markReady(id: string, at: number, detail?: unknown): void {
     const s = this.s;
-    this.write(() => s.ready.run(at, id));
+    const json = detail === undefined ? null : JSON.stringify(detail);
+    this.write(() =>
+      this.db.transaction(() => {
+        s.ready.run(at, id);
+        s.event.run(id, at, 'ready', json);
+      })(),
+    );
   }
 
   countTurn(id: string): void {
