@@ -1,12 +1,12 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log/logger.js';
 import { Store } from '../src/store/Store.js';
+import { killedOwnerPids } from './helpers/owner.js';
 import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
-import { waitFor } from './helpers/wait.js';
 
 const CLI = join(import.meta.dirname, '../dist/src/cli.js');
 let dir: string;
@@ -29,30 +29,10 @@ function cli(args: string[], env: Record<string, string> = {}) {
   });
 }
 
-/** Starts test/fixtures/owner.mjs (a bot stand-in with live sessions), then SIGKILLs it: its trees are orphans. */
+/** Orphans of a bot stand-in SIGKILLed with `sessions` live sessions. */
 async function orphansOfKilledOwner(sessions: number): Promise<Pid[]> {
-  const owner = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/owner.mjs')], {
-    env: {
-      ...process.env,
-      OWNER_DB: join(dir, 'tw.db'),
-      OWNER_WORKSPACES: join(dir, 'ws'),
-      OWNER_SESSIONS: String(sessions),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  owner.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const pids = await waitFor(
-    () => /READY ([\d ]+)\n/.exec(out)?.[1],
-    'the owner to start its sessions',
-    30_000,
-  );
-  const orphans = identify(pids.trim().split(' ').map(Number));
+  const orphans = identify(await killedOwnerPids(join(dir, 'tw.db'), join(dir, 'ws'), sessions));
   started.push(...orphans);
-  owner.kill('SIGKILL');
-  await new Promise((r) => owner.once('exit', r));
   return orphans;
 }
 

@@ -69,6 +69,28 @@ describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in
     expect(numbered.length).toBeGreaterThan(10);
   });
 
+  it('streams a long turn into one message edited at most every 1.5 s, then the final text', async () => {
+    h = await BotHarness.start();
+    const threadId = await h.mention(h.alice, 'start');
+    await h.botMessages(threadId, 0);
+    const replies = await h.turn(threadId, h.alice, 'fake:slow-reply 16 300');
+    expect(replies).toHaveLength(1);
+    const [reply] = replies;
+    expect(reply!.content).toBe(Array.from({ length: 16 }, (_, i) => `slow line ${i + 1} of 16`).join('\n'));
+    const edits = h.emu.requestLog
+      .filter((e) => e.method === 'PATCH' && e.path.endsWith(`/messages/${reply!.id}`))
+      .map((e) => e.at);
+    // The final edit is the one that replaces the preview; before it, streaming edits at most every 1.5 s.
+    expect(edits.length).toBeGreaterThanOrEqual(2);
+    const streaming = edits.slice(0, -1);
+    for (let i = 1; i < streaming.length; i++)
+      expect(streaming[i]! - streaming[i - 1]!).toBeGreaterThanOrEqual(1400);
+    const typing = h.emu.requestLog.filter(
+      (e) => e.route === 'POST /channels/:id/typing' && e.path.includes(threadId),
+    );
+    expect(typing.length).toBeGreaterThanOrEqual(1);
+  });
+
   it('answers messages sent during a turn in order', async () => {
     h = await BotHarness.start();
     const threadId = await h.mention(h.alice, 'start');

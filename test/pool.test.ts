@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentSession } from '../src/agent/AgentSession.js';
@@ -8,6 +7,7 @@ import { silentLogger } from '../src/log/logger.js';
 import { reapOrphans } from '../src/pool/Reaper.js';
 import { readProc } from '../src/process/procfs.js';
 import { PoolHarness, threadId } from './helpers/harness.js';
+import { killedOwnerPids } from './helpers/owner.js';
 import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -133,29 +133,11 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
   it('after the owner is SIGKILLed, the reaper kills its orphans and closes its rows as bot_restart', async () => {
     h = new PoolHarness();
     const dbPath = join(h.root, 'owner.db');
-    const owner = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/owner.mjs')], {
-      env: {
-        ...process.env,
-        OWNER_DB: dbPath,
-        OWNER_WORKSPACES: join(h.root, 'owner-ws'),
-        OWNER_SESSIONS: '3',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    owner.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    const pids = await waitFor(
-      () => /READY ([\d ]+)\n/.exec(out)?.[1],
-      'the owner to start its sessions',
-      30_000,
-    );
-    const orphans = identify(pids.trim().split(' ').map(Number));
+    // The pids are identified before the kill, so a pid reused later is never mistaken for an orphan.
+    const owned = await killedOwnerPids(dbPath, join(h.root, 'owner-ws'), 3);
+    const orphans = identify(owned);
     extra.push(...orphans);
-    expect(orphans.length).toBeGreaterThanOrEqual(9);
-    owner.kill('SIGKILL');
-    await new Promise((r) => owner.once('exit', r));
+    expect(owned.length).toBeGreaterThanOrEqual(9);
     expect(alive(orphans).length).toBeGreaterThan(0);
 
     const { Store } = await import('../src/store/Store.js');

@@ -6,15 +6,19 @@ import { splitArgs } from './splitArgs.js';
 
 const SNOWFLAKE = /^\d{17,20}$/;
 
-const snowflakeList = z
-  .string()
-  .transform((raw) =>
-    raw
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0),
-  )
-  .pipe(z.array(z.string().regex(SNOWFLAKE, 'a comma-separated list of Discord ids (17-20 digits)')));
+/** A comma-separated list whose every item must match `item`; blanks are ignored. */
+const commaList = (item: RegExp, expected: string) =>
+  z
+    .string()
+    .transform((raw) =>
+      raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    )
+    .pipe(z.array(z.string().regex(item, expected)));
+
+const snowflakeList = commaList(SNOWFLAKE, 'a comma-separated list of Discord ids (17-20 digits)');
 
 const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'true or false' })
@@ -38,19 +42,7 @@ const url = z
   .url('an http(s) URL')
   .refine((u) => /^https?:\/\//.test(u), 'an http(s) URL');
 
-const envName = z
-  .string()
-  .transform((raw) =>
-    raw
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0),
-  )
-  .pipe(
-    z.array(
-      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a comma-separated list of environment variable names'),
-    ),
-  );
+const envName = commaList(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a comma-separated list of environment variable names');
 
 /** Every variable, its default (as the string an operator would write) and its parser. */
 const schema = z.object({

@@ -28,8 +28,6 @@ export class ReplyStream {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> = Promise.resolve();
   private done = false;
-  /** Requests made to Discord by this stream, for tests and logs. */
-  edits = 0;
 
   constructor(sink: ThreadSink, read: () => string, options: ReplyStreamOptions = {}) {
     this.sink = sink;
@@ -59,10 +57,7 @@ export class ReplyStream {
     this.lastEditAt = performance.now();
     this.shown = content;
     if (this.messageId === undefined) this.messageId = await this.sink.send(content);
-    else {
-      this.edits++;
-      await this.sink.edit(this.messageId, content);
-    }
+    else await this.sink.edit(this.messageId, content);
   }
 
   /** Posts the final reply: the streaming message becomes part 1, further parts follow. */
@@ -80,7 +75,6 @@ export class ReplyStream {
     if (parts.length === 0) parts = ['(the agent finished without output)'];
     let first = 0;
     if (this.messageId !== undefined) {
-      this.edits++;
       await this.sink.edit(this.messageId, parts[0]!);
       first = 1;
     }

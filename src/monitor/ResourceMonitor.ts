@@ -3,7 +3,7 @@ import type { Config } from '../config/Config.js';
 import type { EndReason } from '../endReasons.js';
 import type { Logger } from '../log/logger.js';
 import type { SessionPool } from '../pool/SessionPool.js';
-import { type MarkedProc, treeMembers } from '../process/ProcessTable.js';
+import { type MarkedProc, TreeIndex } from '../process/ProcessTable.js';
 import { CLOCK_TICKS } from '../process/procfs.js';
 import type { Store } from '../store/Store.js';
 
@@ -96,7 +96,7 @@ export class ResourceMonitor {
   async tick(): Promise<TickResult> {
     const t0 = performance.now();
     const table = this.pool.table;
-    const procs = table.scan(table.timestamp());
+    const index = new TreeIndex(table.scan(table.timestamp()));
     const at = this.now();
     const ended: { threadId: string; reason: EndReason }[] = [];
     let processes = 0;
@@ -109,9 +109,9 @@ export class ResourceMonitor {
         s.state === 'closed'
       )
         continue;
-      const members = treeMembers(procs, { pid: s.pid, startTime: s.pidStartTime, marker: s.marker }).filter(
-        (p) => p.state !== 'Z',
-      );
+      const members = index
+        .members({ pid: s.pid, startTime: s.pidStartTime, marker: s.marker })
+        .filter((p) => p.state !== 'Z');
       processes += members.length;
       const usage = this.sample(s, members, at);
       this.usageByThread.set(s.threadId, usage);

@@ -218,12 +218,6 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     }
   }
 
-  /** Marks a thread's session as active (user input), so it is the last to be evicted. */
-  touch(threadId: string): void {
-    const s = this.cache.get(threadId);
-    if (s) s.lastActivityAt = this.now();
-  }
-
   private async makeRoom(): Promise<void> {
     for (;;) {
       if (this.cache.size + this.closing.size < this.cfg.maxSessions) return;

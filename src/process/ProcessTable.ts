@@ -72,26 +72,57 @@ export function treeMembers(
   target: TreeTarget,
   self = process.pid,
 ): MarkedProc[] {
-  const members = new Map<number, MarkedProc>();
-  // The kernel keeps a pid reserved while a group or session uses it as its id, so a live leader with another
-  // start time means our group and session are empty and the number now belongs to someone else.
-  const leaderReused =
-    target.pid <= 0 || procs.some((p) => p.pid === target.pid && p.startTime !== target.startTime);
-  for (const p of procs) {
-    if (p.pid === self || p.pid <= 1) continue;
-    const inGroupOrSession = !leaderReused && (p.pgid === target.pid || p.sid === target.pid);
-    if (inGroupOrSession || p.marker === target.marker) members.set(p.pid, p);
-  }
-  // Descendants that both left the session and dropped the marker are still children of a member.
-  let grew = members.size > 0;
-  while (grew) {
-    grew = false;
+  return new TreeIndex(procs, self).members(target);
+}
+
+/**
+ * Tree membership for many targets over one scan: indexes the scan once by group, session, marker and parent,
+ * so finding every session's tree costs the scan plus the members, not sessions × processes.
+ */
+export class TreeIndex {
+  private readonly byGroup = new Map<number, MarkedProc[]>();
+  private readonly bySession = new Map<number, MarkedProc[]>();
+  private readonly byMarker = new Map<string, MarkedProc[]>();
+  private readonly byParent = new Map<number, MarkedProc[]>();
+  private readonly byPid = new Map<number, MarkedProc>();
+
+  constructor(procs: readonly MarkedProc[], self = process.pid) {
+    const add = <K>(map: Map<K, MarkedProc[]>, key: K, p: MarkedProc) => {
+      const list = map.get(key);
+      if (list) list.push(p);
+      else map.set(key, [p]);
+    };
     for (const p of procs) {
-      if (!members.has(p.pid) && p.pid !== self && members.has(p.ppid)) {
-        members.set(p.pid, p);
-        grew = true;
-      }
+      if (p.pid === self || p.pid <= 1) continue;
+      this.byPid.set(p.pid, p);
+      add(this.byGroup, p.pgid, p);
+      add(this.bySession, p.sid, p);
+      add(this.byParent, p.ppid, p);
+      if (p.marker !== undefined) add(this.byMarker, p.marker, p);
     }
   }
-  return [...members.values()];
+
+  /** The members of one session's tree (see treeMembers). */
+  members(target: TreeTarget): MarkedProc[] {
+    const found = new Map<number, MarkedProc>();
+    // The kernel keeps a pid reserved while a group or session uses it as its id, so a live leader with another
+    // start time means our group and session are empty and the number now belongs to someone else.
+    const leader = this.byPid.get(target.pid);
+    const leaderReused = target.pid <= 0 || (leader !== undefined && leader.startTime !== target.startTime);
+    if (!leaderReused) {
+      for (const p of this.byGroup.get(target.pid) ?? []) found.set(p.pid, p);
+      for (const p of this.bySession.get(target.pid) ?? []) found.set(p.pid, p);
+    }
+    for (const p of this.byMarker.get(target.marker) ?? []) found.set(p.pid, p);
+    const queue = [...found.keys()];
+    while (queue.length > 0) {
+      for (const child of this.byParent.get(queue.pop()!) ?? []) {
+        if (!found.has(child.pid)) {
+          found.set(child.pid, child);
+          queue.push(child.pid);
+        }
+      }
+    }
+    return [...found.values()];
+  }
 }

@@ -17,22 +17,28 @@ export interface ProcInfo {
 
 export const MARKER_VAR = 'THREADWARDEN_MARKER';
 
-/** Parses the text of /proc/<pid>/stat. comm may contain spaces and parentheses, so split at the last ')'. */
+/**
+ * Parses the text of /proc/<pid>/stat. comm may contain spaces and parentheses, so fields are counted from the
+ * last ')'. Only the fields we use are cut out (this runs for every process on every monitor tick).
+ */
 export function parseStat(text: string): ProcInfo | undefined {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) return undefined;
-  const pid = Number(text.slice(0, open).trim());
-  const rest = text
-    .slice(close + 2)
-    .trim()
-    .split(' ');
-  // rest[0] is field 3 (state); field n is rest[n - 3].
-  const field = (n: number) => Number(rest[n - 3]);
+  // fields[n] holds field n + 3 of stat(5): state is field 3.
+  const fields: string[] = [];
+  let at = close + 2;
+  while (fields.length < 22 && at < text.length) {
+    const next = text.indexOf(' ', at);
+    const end = next < 0 ? text.length : next;
+    fields.push(text.slice(at, end));
+    at = end + 1;
+  }
+  const field = (n: number) => Number(fields[n - 3]);
   const info: ProcInfo = {
-    pid,
+    pid: Number(text.slice(0, open)),
     comm: text.slice(open + 1, close),
-    state: rest[0] ?? '?',
+    state: fields[0] ?? '?',
     ppid: field(4),
     pgid: field(5),
     sid: field(6),
