@@ -478,6 +478,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const turn = this.current;
     if (!turn) return;
     clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
     this.current = undefined;
     const result: TurnResult = {
       turnId: turn.turnId,
@@ -499,18 +500,24 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   /** Fallback for agents whose prompt redraw we missed: a quiet screen whose last line is a prompt ends the turn. */
   private armQuietTimer(): void {
-    clearTimeout(this.quietTimer);
-    this.quietTimer = setTimeout(() => {
-      if (
-        this._state === 'busy' &&
-        this.reader.echoDone &&
-        !this.pendingPermissionText &&
-        this.reader.promptVisible()
-      ) {
+    // One timer per quiet period, not one per chunk of output: on firing it checks how long output has really
+    // been quiet and waits out the rest (this runs in the pty data path).
+    if (this.quietTimer) return;
+    const check = () => {
+      this.quietTimer = undefined;
+      if (this._state !== 'busy') return;
+      const quietFor = this.now() - this.lastOutputAt;
+      if (quietFor < this.opts.turnQuietMs) {
+        this.quietTimer = setTimeout(check, this.opts.turnQuietMs - quietFor);
+        this.quietTimer.unref();
+        return;
+      }
+      if (this.reader.echoDone && !this.pendingPermissionText && this.reader.promptVisible()) {
         this.log.debug('turn ended by quiet-period fallback');
         this.finishTurn();
       }
-    }, this.opts.turnQuietMs);
+    };
+    this.quietTimer = setTimeout(check, this.opts.turnQuietMs);
     this.quietTimer.unref();
   }
 

@@ -197,6 +197,8 @@ export class TurnReader {
   private clean(line: string, prefixed: boolean): string | undefined {
     if (this.profile.noise.some((re) => re.test(line))) return undefined;
     if (this.profile.permission.test(line)) return undefined;
+    // A prompt that scrolled up (the cursor moved past it) is chrome too.
+    if (this.isPrompt({ text: line, prefixed })) return undefined;
     if (prefixed && line.startsWith(this.profile.replyPrefix))
       return line.slice(this.profile.replyPrefix.length);
     return line;

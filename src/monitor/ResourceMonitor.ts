@@ -65,6 +65,7 @@ export class ResourceMonitor {
   private readonly warned = new Map<string, Set<string>>();
   private readonly peaks = new Map<string, { cpu: number; mem: number }>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly onSessionEnd = (s: AgentSession) => this.forget(s);
   private running: Promise<TickResult> | undefined;
   private closed = false;
 
@@ -75,7 +76,7 @@ export class ResourceMonitor {
     this.store = options.store;
     this.now = options.now ?? Date.now;
     this.pageMb = (options.pageSize ?? 4096) / (1024 * 1024);
-    this.pool.on('sessionEnd', (s) => this.forget(s));
+    this.pool.on('sessionEnd', this.onSessionEnd);
   }
 
   start(): void {
@@ -131,6 +132,7 @@ export class ResourceMonitor {
   /** Idempotent: stops the timer. */
   close(): void {
     this.closed = true;
+    this.pool.off('sessionEnd', this.onSessionEnd);
     clearInterval(this.timer);
     this.timer = undefined;
   }
