@@ -97,6 +97,16 @@ describe('AgentSession with the fake kiro-cli in a real pty', () => {
     expect((await s.prompt('still there?')).text).toBe('You said: still there?');
   });
 
+  it('ends a turn by the quiet-period fallback when the cursor leaves the prompt line', async () => {
+    h = new PoolHarness({ turnQuietMs: 300 });
+    const s = await h.pool.acquire(threadId());
+    const t0 = performance.now();
+    const r = await s.prompt('fake:odd-prompt');
+    expect(r.text).toBe('odd prompt coming');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(300);
+    expect((await s.prompt('next')).text).toBe('You said: next');
+  });
+
   it('keeps the environment to the allowlist: no DISCORD_TOKEN anywhere in the tree', async () => {
     h = new PoolHarness();
     const s = await h.pool.acquire(threadId());
