@@ -64,21 +64,13 @@ export async function runDemo(): Promise<number> {
       out(`\n${user.username} in ${place}: ${mention ? `@${emu.botUser.username} ` : ''}${text}`);
       return emu.userSays(where, user, text, { mentionBot: mention });
     };
-    const finalReply = async (threadId: string, after: number): Promise<APIMessage[]> => {
-      const pool = app!.pool;
-      await emu.waitFor(() => pool.get(threadId)?.state === 'idle' && pool.get(threadId)!.queued === 0, {
-        what: 'the agent to finish its turn',
-        timeoutMs: 30_000,
-      });
-      return emu.waitFor(
-        () => {
-          const msgs = emu
-            .channelMessages(threadId)
-            .filter((m) => m.author.bot && Date.parse(m.timestamp) >= after);
-          return msgs.length > 0 && !msgs.some((m) => m.content.includes('working…')) ? msgs : undefined;
-        },
-        { what: 'the final reply', timeoutMs: 30_000 },
+    /** The bot marks a message ✅ (or ❌) after the last part of its reply: then every part is there. */
+    const finalReply = async (message: APIMessage, threadId: string): Promise<APIMessage[]> => {
+      await emu.waitFor(
+        () => emu.reactions(message.channel_id, message.id).some((r) => r === '✅' || r === '❌'),
+        { what: 'the agent to finish its turn', timeoutMs: 30_000 },
       );
+      return emu.channelMessages(threadId).filter((m) => m.author.bot && BigInt(m.id) > BigInt(message.id));
     };
 
     // 1. A mention starts a thread and a session.
@@ -88,14 +80,13 @@ export async function runDemo(): Promise<number> {
       what: 'the thread',
     });
     out(`  → bot started thread "${thread.name}" (${thread.id}) and a kiro-cli session in it`);
-    let replies = await finalReply(thread.id, t0);
+    let replies = await finalReply(first, thread.id);
     for (const m of replies) out(`  bot: ${m.content}`);
     out(`  (first reply ${Date.now() - t0} ms after the message, including the agent's start-up)`);
 
     // 2. A long reply with a code block arrives in valid parts.
-    const t1 = Date.now();
-    say(alice, thread.id, 'fake:long 4500');
-    replies = await finalReply(thread.id, t1);
+    const long = say(alice, thread.id, 'fake:long 4500');
+    replies = await finalReply(long, thread.id);
     out(
       `  bot replied in ${replies.length} messages of ${replies.map((m) => m.content.length).join(', ')} characters:`,
     );
