@@ -54,6 +54,9 @@ describe('/health and /metrics', () => {
     expect(s!.memMB).toBeGreaterThan(10);
     expect(JSON.stringify(body)).not.toContain('test-token');
     expect(JSON.stringify(body)).not.toContain('hello');
+    const metrics = await (await fetch(url('/metrics'))).text();
+    expect(metrics).toMatch(new RegExp(`threadwarden_session_memory_bytes\\{thread_id="${threadId}"\\} \\d{7,}`));
+    expect(metrics).toContain(`threadwarden_session_cpu_percent{thread_id="${threadId}"}`);
   });
 
   it('/health is 503 with the reason when the gateway is down or the database refuses writes', async () => {

@@ -42,32 +42,31 @@ export class Metrics {
         this.set(pool.max);
       },
     });
-    new Gauge({
-      name: 'threadwarden_session_cpu_percent',
-      help: 'CPU of a session process tree at the last monitor tick, percent of one core',
-      labelNames: ['thread_id'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of pool.list()) {
-          const u = usage(s.threadId);
-          if (u) this.set({ thread_id: s.threadId }, u.cpu);
-        }
-      },
-    });
-    new Gauge({
-      name: 'threadwarden_session_memory_bytes',
-      help: 'Resident memory of a session process tree at the last monitor tick',
-      labelNames: ['thread_id'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of pool.list()) {
-          const u = usage(s.threadId);
-          if (u) this.set({ thread_id: s.threadId }, Math.round(u.memMb * 1024 * 1024));
-        }
-      },
-    });
+    // Per-session figures from the monitor's last tick, one label per live thread.
+    const perSession = (name: string, help: string, value: (u: SessionUsage) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['thread_id'],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of pool.list()) {
+            const u = usage(s.threadId);
+            if (u) this.set({ thread_id: s.threadId }, value(u));
+          }
+        },
+      });
+    perSession(
+      'threadwarden_session_cpu_percent',
+      'CPU of a session process tree at the last monitor tick, percent of one core',
+      (u) => u.cpu,
+    );
+    perSession(
+      'threadwarden_session_memory_bytes',
+      'Resident memory of a session process tree at the last monitor tick',
+      (u) => Math.round(u.memMb * 1024 * 1024),
+    );
     this.ended = new Counter({
       name: 'threadwarden_sessions_ended_total',
       help: 'Sessions ended, by end reason',
