@@ -94,12 +94,17 @@ export interface Frame {
 /** A bare WebSocket gateway client that records frames and its close code. */
 export class RawGateway {
   readonly frames: Frame[] = [];
+  /** Frames that came as binary (the emulator must send none). */
+  binaryFrames = 0;
   closeCode: number | undefined;
   private readonly socket: WebSocket;
 
   constructor(emu: DiscordEmulator, query = '?v=10&encoding=json') {
     this.socket = new WebSocket(`${emu.gatewayUrl}${query}`);
-    this.socket.on('message', (data) => this.frames.push(JSON.parse(String(data)) as Frame));
+    this.socket.on('message', (data, isBinary) => {
+      if (isBinary) this.binaryFrames++;
+      this.frames.push(JSON.parse(String(data)) as Frame);
+    });
     this.socket.on('close', (code) => {
       this.closeCode = code;
     });
