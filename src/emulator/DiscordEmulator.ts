@@ -228,6 +228,11 @@ export class DiscordEmulator {
     return this.gateway.identifyCount;
   }
 
+  /** RESUMEs received; each got op 9 `false`, so the client identified again. */
+  get resumeCount(): number {
+    return this.gateway.resumeCount;
+  }
+
   /** Identified gateway connections that are open. */
   get connectedClients(): number {
     return this.gateway.connectedClients;

@@ -285,8 +285,8 @@ export class EmulatorState {
   /** Deletes a channel or thread: THREAD_DELETE carries only `{id, guild_id, parent_id, type}`. */
   deleteChannel(id: string): void {
     const channel = this.channel(id);
+    // Messages stay readable by tests (channelMessages); REST on the channel answers 10003.
     this.channels.delete(id);
-    this.messages.delete(id);
     this.deleted.add(id);
     if (isThread(channel)) {
       this.dispatch('THREAD_DELETE', {
@@ -300,7 +300,6 @@ export class EmulatorState {
     for (const t of this.threads()) {
       if (t.parent_id !== id) continue;
       this.channels.delete(t.id);
-      this.messages.delete(t.id);
       this.deleted.add(t.id);
     }
     this.dispatch('CHANNEL_DELETE', this.copy(channel));
@@ -464,7 +463,7 @@ export class EmulatorState {
   }
 
   /** The message with what Discord computes on read: reactions, the thread it started, the replied message. */
-  view(m: EmulatedMessage): EmulatedMessage {
+  view(m: EmulatedMessage, nested = false): EmulatedMessage {
     const out = this.copy(m);
     const reactions: APIReaction[] = this.reactions(m.channel_id, m.id).map((e) => ({
       emoji: parseEmoji(e),
@@ -478,9 +477,13 @@ export class EmulatorState {
     const thread = this.thread(m.id);
     if (thread && thread.parent_id === m.channel_id) out.thread = this.copy(thread);
     const ref = m.message_reference?.message_id;
-    if (m.type === MessageType.Reply && ref) {
+    // Like Discord, one level: a referenced message carries no referenced message of its own.
+    if (m.type === MessageType.Reply && ref && !nested) {
       const replied = this.messages.get(m.channel_id)?.find((x) => x.id === ref);
-      out.referenced_message = replied ? this.publicMessage(replied) : null;
+      if (replied) {
+        const { allowed_mentions: _kept, ...shown } = this.view(replied, true);
+        out.referenced_message = shown;
+      } else out.referenced_message = null;
     }
     return out;
   }

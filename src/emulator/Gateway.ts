@@ -83,6 +83,8 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 export class Gateway {
   /** Successful IDENTIFYs since start. */
   identifyCount = 0;
+  /** RESUMEs received (each answered with op 9 `false`). */
+  resumeCount = 0;
   private readonly wss = new WebSocketServer({ noServer: true });
   private readonly connections = new Set<Connection>();
   private nextId = 0;
@@ -186,6 +188,7 @@ export class Gateway {
         return;
       case GatewayOpcodes.Resume:
         // Sessions are not kept: the client must identify again, and gets READY and GUILD_CREATE anew.
+        this.resumeCount++;
         this.sendOp(c, GatewayOpcodes.InvalidSession, false);
         return;
       case GatewayOpcodes.RequestGuildMembers:

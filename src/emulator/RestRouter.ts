@@ -122,7 +122,7 @@ export class RestRouter {
       route = match.route.name;
       const auth = match.route.auth !== false;
       const fault = this.takeFault(route);
-      if (fault) throw this.faultError(fault, match.route, match.params, headers);
+      if (fault) throw this.faultError(fault, match.route, headers);
       if (auth && req.headers.authorization !== `Bot ${this.opts.token}`) throw DiscordErrors.unauthorized();
       if (auth) this.takeGlobal();
       this.takeBucket(match.route, match.params, headers);
@@ -190,12 +190,8 @@ export class RestRouter {
     return f;
   }
 
-  private faultError(
-    fault: Fault,
-    route: CompiledRoute,
-    params: Record<string, string>,
-    headers: Record<string, string>,
-  ): HttpError {
+  /** An injected failure; an injected 429 carries the route's bucket headers, exhausted until `retryAfterMs`. */
+  private faultError(fault: Fault, route: CompiledRoute, headers: Record<string, string>): HttpError {
     if (fault.status !== 429) {
       return new HttpError(fault.status, { message: `${fault.status}: emulated server error`, code: 0 });
     }
@@ -211,7 +207,6 @@ export class RestRouter {
         reset: (now + fault.retryAfterMs) / 1000,
       }),
     );
-    void params;
     return tooManyRequests(fault.retryAfterMs / 1000, 'user');
   }
 
