@@ -142,6 +142,12 @@ export class ResourceMonitor {
     let cpuTicks = 0;
     let rssPages = 0;
     const prev = this.previous.get(s.id);
+    // /proc counts CPU in 10 ms ticks: over a shorter window the rate is noise, so keep the last figure and baseline.
+    const last = this.usageByThread.get(s.threadId);
+    if (prev && last && at - prev.at < 100) {
+      const memMb = members.reduce((n, p) => n + p.rssPages, 0) * this.pageMb;
+      return { cpu: last.cpu, memMb, pids: members.map((m) => m.pid) };
+    }
     for (const p of members) {
       const key = `${p.pid}:${p.startTime}`;
       ticks.set(key, p.cpuTicks);
