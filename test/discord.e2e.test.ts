@@ -39,9 +39,7 @@ describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in
     expect(latency).toBeGreaterThan(0);
     const pid = h.app.pool.get(threadId)!.pid;
     h.tree(threadId);
-    const t1 = Date.now();
-    h.emu.userSays(threadId, h.alice, 'fake:pid');
-    const [second] = await h.botMessages(threadId, t1);
+    const [second] = (await h.turn(threadId, h.alice, 'fake:pid')).slice(-1);
     expect(second!.content).toContain(`pid `);
     expect(h.app.pool.get(threadId)!.pid).toBe(pid);
     expect(h.app.pool.size).toBe(1);

@@ -225,7 +225,10 @@ describe('fifty threads at once with MAX_SESSIONS=10', () => {
         expect(inThread.join('\n')).toContain('slow line 2 of 2');
       } else {
         refused++;
-        expect(inThread.join('\n')).toMatch(/All 10 agent sessions are busy\. Try again in about \d+ s/);
+        // Told in the thread: the pool was full, or (rarely, under this load) its new session ended and why.
+        expect(inThread.join('\n')).toMatch(
+          /All 10 agent sessions are busy\. Try again in about \d+ s|The agent session ended because/,
+        );
       }
     }
     expect(answered + refused).toBe(50);

@@ -55,7 +55,9 @@ describe('/health and /metrics', () => {
     expect(JSON.stringify(body)).not.toContain('test-token');
     expect(JSON.stringify(body)).not.toContain('hello');
     const metrics = await (await fetch(url('/metrics'))).text();
-    expect(metrics).toMatch(new RegExp(`threadwarden_session_memory_bytes\\{thread_id="${threadId}"\\} \\d{7,}`));
+    expect(metrics).toMatch(
+      new RegExp(`threadwarden_session_memory_bytes\\{thread_id="${threadId}"\\} \\d{7,}`),
+    );
     expect(metrics).toContain(`threadwarden_session_cpu_percent{thread_id="${threadId}"}`);
   });
 
