@@ -6,9 +6,12 @@ FROM node:20-bookworm AS build
 WORKDIR /app
 # node-gyp needs python3, make and g++ (all in the full bookworm image); .npmrc says build-from-source.
 COPY package.json package-lock.json .npmrc ./
+COPY packages/discord-emulator/package.json ./packages/discord-emulator/
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY packages/discord-emulator/tsconfig.json packages/discord-emulator/tsconfig.build.json ./packages/discord-emulator/
+COPY packages/discord-emulator/src ./packages/discord-emulator/src
 COPY migrations ./migrations
 COPY test/fixtures/fake-kiro ./test/fixtures/fake-kiro
 RUN npm run build && npm prune --omit=dev
@@ -29,6 +32,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/packages/discord-emulator/package.json ./packages/discord-emulator/
+COPY --from=build /app/packages/discord-emulator/dist ./packages/discord-emulator/dist
 COPY --from=build /app/migrations ./migrations
 COPY --from=build /app/test/fixtures/fake-kiro ./test/fixtures/fake-kiro
 RUN useradd --create-home --uid 10001 threadwarden \

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIUser } from 'discord-api-types/v10';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DiscordEmulator } from '../src/emulator/DiscordEmulator.js';
+import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import { silentLogger } from '../src/log/logger.js';
 import { fakeKiroPath } from '../src/paths.js';
 import { parseMarker } from '../src/process/marker.js';

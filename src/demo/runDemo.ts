@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { APIEmbed, APIMessage, APIUser } from 'discord-api-types/v10';
 import { App } from '../app/App.js';
 import { parseConfig } from '../config/Config.js';
-import { DiscordEmulator } from '../emulator/DiscordEmulator.js';
+import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import { createLogger } from '../log/logger.js';
 import { fakeKiroPath } from '../paths.js';
 import { scanProcesses } from '../process/procfs.js';

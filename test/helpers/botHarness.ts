@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { APIMessage, APIUser } from 'discord-api-types/v10';
 import { App } from '../../src/app/App.js';
 import { parseConfig } from '../../src/config/Config.js';
-import { DiscordEmulator } from '../../src/emulator/DiscordEmulator.js';
+import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
 import { treeMembers } from '../../src/process/ProcessTable.js';

@@ -1,6 +1,6 @@
 import { GatewayIntentBits } from 'discord-api-types/v10';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiscordEmulator, type EmulatorOptions } from '../../src/emulator/DiscordEmulator.js';
+import { DiscordEmulator, type EmulatorOptions } from '../src/index.js';
 import { RawGateway } from './helpers.js';
 
 let emu: DiscordEmulator | undefined;

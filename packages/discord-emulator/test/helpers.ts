@@ -1,6 +1,6 @@
 import { Client, type ClientEvents, Events, GatewayIntentBits, Partials } from 'discord.js';
 import WebSocket from 'ws';
-import type { DiscordEmulator } from '../../src/emulator/DiscordEmulator.js';
+import type { DiscordEmulator } from '../src/index.js';
 
 /** A no-op identify throttler: without it a re-identify waits about 5 s. */
 export const NO_IDENTIFY_THROTTLE = {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiscordEmulator, type EmulatorOptions } from '../../src/emulator/DiscordEmulator.js';
+import { DiscordEmulator, type EmulatorOptions } from '../src/index.js';
 import { rest } from './helpers.js';
 
 let emu: DiscordEmulator | undefined;

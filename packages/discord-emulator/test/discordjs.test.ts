@@ -11,7 +11,7 @@ import {
   type ThreadChannel,
 } from 'discord.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiscordEmulator } from '../../src/emulator/DiscordEmulator.js';
+import { DiscordEmulator } from '../src/index.js';
 import { connectClient, nextEvent } from './helpers.js';
 
 let emu: DiscordEmulator | undefined;
