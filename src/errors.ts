@@ -55,13 +55,18 @@ export class SpawnFailedError extends ThreadwardenError {
   }
 }
 
-/** A turn was sent to a session that has ended; `reason` says why it ended. */
+/**
+ * A turn was sent to a session that has ended; `reason` says why it ended. `delivered` is false for a message that
+ * was still queued and never reached the agent: re-send it to the thread's next session.
+ */
 export class SessionClosedError extends ThreadwardenError {
   readonly reason: string;
   readonly output: string;
-  constructor(reason: string, output = '') {
+  readonly delivered: boolean;
+  constructor(reason: string, output = '', options: { delivered?: boolean } = {}) {
     super('SESSION_CLOSED', `The agent session has ended (${reason}).`);
     this.reason = reason;
     this.output = output;
+    this.delivered = options.delivered ?? true;
   }
 }

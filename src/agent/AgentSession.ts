@@ -254,7 +254,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   /** Queues a message as a turn; resolves with the reply when the agent's prompt returns. */
   prompt(text: string, hooks: PromptHooks = {}): Promise<TurnResult> {
-    if (this.closing) return Promise.reject(new SessionClosedError(this.endReason ?? 'closing'));
+    if (this.closing)
+      return Promise.reject(new SessionClosedError(this.endReason ?? 'closing', '', { delivered: false }));
     if (sanitizeInput(text).trim() === '')
       return Promise.reject(new TypeError('an empty message is not a turn'));
     this.lastActivityAt = this.now();
@@ -302,8 +303,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   close(reason: EndReason): Promise<CloseResult> {
     if (this.closing) return this.closing;
     this.endReason = reason;
-    this.setState('closing');
+    // Set before 'closing' is emitted, so a listener that calls close() again gets this same promise.
     this.closing = this.doClose(reason);
+    this.setState('closing');
     return this.closing;
   }
 
@@ -311,6 +313,16 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // Always finish asynchronously, so listeners see 'closing' before 'closed' whatever the path.
     await Promise.resolve();
     const o = this.opts;
+    if (this.exitInfo) {
+      // The agent exited by itself: let its last output reach the screen first, it often says why.
+      await this.lastParse.catch(() => undefined);
+      if (reason === 'spawn_failed' && !this.fatalMessage) {
+        const recent = this.reader.recentOutput();
+        this.fatalMessage =
+          o.profile.fatal.find((f) => f.pattern.test(recent))?.message ??
+          `The agent exited with code ${this.exitInfo.exitCode} before it was ready.`;
+      }
+    }
     clearTimeout(this.spawnTimer);
     clearTimeout(this.quietTimer);
     const lastOutput = this.lastWords();
@@ -319,15 +331,21 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         ? new SpawnFailedError(this.fatalMessage ?? 'The agent exited before it was ready.', lastOutput)
         : new SessionClosedError(reason, lastOutput);
     this.rejectReady(error);
-    const pending = this.current ? [this.current, ...this.queue] : [...this.queue];
+    // The running turn reached the agent; the queued ones never did, and say so (the caller may re-send them).
+    const undelivered =
+      reason === 'spawn_failed' ? error : new SessionClosedError(reason, lastOutput, { delivered: false });
+    this.current?.reject(error);
+    for (const t of this.queue) t.reject(undelivered);
     this.current = undefined;
     this.queue.length = 0;
-    for (const t of pending) t.reject(error);
 
     let kill: KillResult = { signal: 'none', forced: false, pids: [], survivors: [], durationMs: 0 };
-    if (this.proc && this.pidStart !== undefined) {
+    if (this.proc) {
+      // Without the root's start time the root cannot be verified: the marker alone claims processes (pid 0),
+      // which still reaches every descendant that kept it.
+      const known = this.pidStart !== undefined;
       kill = await killTree(
-        { pid: this.proc.pid, startTime: this.pidStart, marker: this.marker },
+        { pid: known ? this.proc.pid : 0, startTime: this.pidStart ?? -1, marker: this.marker },
         { graceMs: o.killGraceMs, table: o.table },
       );
       // The pty's exit event carries the exit status; it follows the kill closely.
@@ -528,15 +546,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (this.closing) return;
     const reason: EndReason = this._state === 'starting' ? 'spawn_failed' : 'crashed';
     this.log.warn({ exitCode, signal, reason }, 'agent exited by itself');
-    // Let the last output reach the screen first: it often says why the agent exited.
-    void this.lastParse.then(() => {
-      if (reason === 'spawn_failed' && !this.fatalMessage) {
-        const recent = this.reader.recentOutput();
-        this.fatalMessage =
-          this.opts.profile.fatal.find((f) => f.pattern.test(recent))?.message ??
-          `The agent exited with code ${exitCode} before it was ready.`;
-      }
-      return this.close(reason);
-    });
+    // Closing at once (not after the last output is parsed) so that nobody is handed a dead session meanwhile;
+    // doClose waits for the last output before it tells anyone why.
+    void this.close(reason);
   }
 }

@@ -8,7 +8,7 @@ import { AgentSession, type CloseResult } from '../agent/AgentSession.js';
 import { buildAgentEnv } from '../agent/agentEnv.js';
 import type { Config } from '../config/Config.js';
 import type { EndReason } from '../endReasons.js';
-import { PoolFullError, ThreadwardenError } from '../errors.js';
+import { PoolFullError, SessionClosedError, ThreadwardenError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { killTree } from '../process/killTree.js';
 import { formatMarker, selfIdentity } from '../process/marker.js';
@@ -59,6 +59,12 @@ export interface SessionPoolEvents {
 
 const SNOWFLAKE = /^\d{17,20}$/;
 
+/** An acquire between its reservation and its spawn; `cancelled` is set when the thread is closed meanwhile. */
+interface PendingStart {
+  promise: Promise<AgentSession>;
+  cancelled: EndReason | undefined;
+}
+
 /**
  * The live sessions, one per thread, in an LRU cache whose dispose hook starts the tree kill. Busy sessions are
  * never evicted: at capacity the least recently active idle session goes, and when all are busy `acquire` throws
@@ -80,11 +86,17 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   /** Reason for the next dispose of a key, set by whoever deletes it. */
   private readonly reasons = new Map<string, EndReason>();
   /** Sessions removed from the cache whose tree kill has not finished; they still count against capacity. */
-  private readonly closing = new Set<Promise<CloseResult>>();
-  private readonly starting = new Map<string, Promise<AgentSession>>();
+  private readonly closing = new Map<AgentSession, Promise<CloseResult>>();
+  private readonly starting = new Map<string, PendingStart>();
   private readonly ended = new Map<EndReason, number>();
-  /** Every session not yet closed, live or being torn down. */
+  /** Every session not yet closed, live or being torn down: each holds one slot until its tree is gone. */
   private readonly unclosed = new Set<AgentSession>();
+  /** Closing sessions whose slot already belongs to a reservation (an eviction made room for someone). */
+  private readonly handedOver = new Set<AgentSession>();
+  /** Sessions being removed from the cache right now, so their 'closing' listener does not re-enter it. */
+  private readonly leaving = new WeakSet<AgentSession>();
+  /** Acquires that hold a slot and have not spawned yet. */
+  private reserved = 0;
   private readonly sweepTimer: NodeJS.Timeout;
   private draining = false;
 
@@ -107,8 +119,12 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
       dispose: (session, threadId, why) => {
         const reason = this.reasons.get(threadId) ?? (why === 'evict' ? 'evicted' : 'shutdown');
         this.reasons.delete(threadId);
-        // Never await here and never touch the cache: just start the kill.
-        this.track(session.close(reason));
+        if (why === 'evict')
+          this.log.error({ threadId }, 'the cache evicted a session on its own (capacity bug)');
+        // Never await here and never touch the cache: just start the kill. (close() emits 'closing', and the
+        // listener in spawn() must not delete the key again from inside this hook: `leaving` tells it.)
+        this.leaving.add(session);
+        this.track(session, session.close(reason));
       },
     });
     const every = Math.min(60_000, Math.max(100, Math.floor(this.cfg.sessionIdleTtlMs / 4)));
@@ -143,8 +159,10 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   }
 
   /**
-   * The thread's session, started if it has none. At capacity evicts the least recently active idle session and
-   * waits for its tree to be gone; throws PoolFullError when every session is busy.
+   * The thread's session, started if it has none. Capacity is one synchronous decision taken before anything is
+   * awaited: a free slot is reserved, or the slot of a session being torn down (the thread's own previous one
+   * first), or the least recently active idle session is evicted and its slot reserved; otherwise PoolFullError.
+   * The new agent starts only once the slot is free and the thread's previous tree is gone.
    */
   async acquire(threadId: string, meta: AcquireMeta = {}): Promise<AgentSession> {
     if (!SNOWFLAKE.test(threadId)) {
@@ -154,43 +172,62 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
       );
     }
     if (this.draining) throw new ThreadwardenError('SESSION_CLOSED', 'The bot is shutting down.');
+    // The cache holds only sessions that are not closing (see spawn), so a dying session is never handed out.
     const live = this.cache.get(threadId);
     if (live) return live;
     const pending = this.starting.get(threadId);
-    if (pending) return pending;
-    const start = this.makeRoom().then(() => {
-      if (this.draining) throw new ThreadwardenError('SESSION_CLOSED', 'The bot is shutting down.');
-      return this.spawn(threadId, meta);
-    });
-    this.starting.set(threadId, start);
+    if (pending) return pending.promise;
+    const slot = this.reserve(threadId);
+    const entry: PendingStart = { cancelled: undefined, promise: Promise.resolve(undefined as never) };
+    entry.promise = (async () => {
+      try {
+        await slot;
+        await this.previousGone(threadId);
+        if (this.draining) throw new ThreadwardenError('SESSION_CLOSED', 'The bot is shutting down.');
+        if (entry.cancelled) throw new SessionClosedError(entry.cancelled);
+        // spawn() adds the session to `unclosed` in this same synchronous step as the reservation is released.
+        return this.spawn(threadId, meta);
+      } finally {
+        this.reserved--;
+      }
+    })();
+    this.starting.set(threadId, entry);
     try {
-      return await start;
+      return await entry.promise;
     } finally {
-      this.starting.delete(threadId);
+      if (this.starting.get(threadId) === entry) this.starting.delete(threadId);
     }
   }
 
-  /** Ends a thread's session for a reason (archived, deleted, reset, limits). Resolves when its tree is gone. */
+  /**
+   * Ends a thread's session for a reason (archived, deleted, reset, limits). Resolves when its tree is gone. A start
+   * still waiting for its slot is cancelled: no agent is spawned for it and its acquire rejects.
+   */
   async close(threadId: string, reason: EndReason): Promise<CloseResult | undefined> {
     const starting = this.starting.get(threadId);
-    if (starting) await starting.catch(() => undefined);
+    if (starting) {
+      starting.cancelled ??= reason;
+      await starting.promise.catch(() => undefined);
+    }
     const session = this.cache.peek(threadId);
-    if (!session) return undefined;
-    this.reasons.set(threadId, reason);
-    this.cache.delete(threadId);
-    return session.close(reason);
+    if (!session) {
+      // Already on its way out (closing by itself, or evicted): wait for the same teardown.
+      const dying = [...this.closing].find(([s]) => s.threadId === threadId);
+      return dying?.[1];
+    }
+    return this.end(threadId, session, reason);
   }
 
   /** Stops taking work and ends every session in parallel. */
   async closeAll(reason: EndReason): Promise<CloseResult[]> {
     this.draining = true;
     clearInterval(this.sweepTimer);
-    await Promise.allSettled([...this.starting.values()]);
+    await Promise.allSettled([...this.starting.values()].map((p) => p.promise));
     const sessions = [...this.cache.entries()];
     for (const [threadId] of sessions) this.reasons.set(threadId, reason);
     this.cache.clear();
     const results = await Promise.all(sessions.map(([, s]) => s.close(reason)));
-    await Promise.allSettled([...this.closing]);
+    await Promise.allSettled([...this.closing.values()]);
     return results;
   }
 
@@ -199,12 +236,15 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     this.draining = true;
     await Promise.all(
       [...this.unclosed].map((s) =>
-        s.pid !== undefined && s.pidStartTime !== undefined
-          ? killTree(
-              { pid: s.pid, startTime: s.pidStartTime, marker: s.marker },
-              { graceMs: 0, table: this.table },
-            )
-          : undefined,
+        // Without a known start time the root cannot be verified: the marker alone claims processes (pid 0).
+        killTree(
+          {
+            pid: s.pidStartTime === undefined ? 0 : (s.pid ?? 0),
+            startTime: s.pidStartTime ?? -1,
+            marker: s.marker,
+          },
+          { graceMs: 0, table: this.table },
+        ),
       ),
     );
   }
@@ -218,25 +258,54 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     }
   }
 
-  private async makeRoom(): Promise<void> {
-    for (;;) {
-      if (this.cache.size + this.closing.size < this.cfg.maxSessions) return;
-      // Least recently active first; only a session at rest may go.
-      for (const threadId of this.cache.rkeys()) {
-        const s = this.cache.peek(threadId);
-        if (s && s.state === 'idle' && s.queued === 0) {
-          this.log.info({ threadId }, 'evicting least recently active idle session');
-          await this.close(threadId, 'evicted');
-          break;
-        }
-      }
-      if (this.cache.size + this.closing.size < this.cfg.maxSessions) return;
-      if (this.closing.size > 0) {
-        await Promise.race([...this.closing]);
-        continue;
-      }
-      throw new PoolFullError(this.cfg.maxSessions, this.retryAfterMs);
+  /** Slots in use: every session whose tree is not gone, plus reservations, minus slots already passed on. */
+  private occupied(): number {
+    return this.unclosed.size - this.handedOver.size + this.reserved;
+  }
+
+  /**
+   * Takes a slot for a new session of `threadId`, synchronously (nothing is awaited between the check and the
+   * claim, so concurrent acquires cannot all see the same free slot). Resolves when the slot is free.
+   */
+  private reserve(threadId: string): Promise<unknown> {
+    if (this.occupied() < this.cfg.maxSessions) {
+      this.reserved++;
+      return Promise.resolve();
     }
+    const dying = [...this.closing.keys()].filter((s) => !this.handedOver.has(s));
+    const taken = dying.find((s) => s.threadId === threadId) ?? dying[0];
+    if (taken) return this.handOver(taken);
+    // Least recently active first; only a session at rest may go.
+    for (const id of this.cache.rkeys()) {
+      const s = this.cache.peek(id);
+      if (s && s.state === 'idle' && s.queued === 0) {
+        this.log.info({ threadId: id }, 'evicting least recently active idle session');
+        this.end(id, s, 'evicted');
+        return this.handOver(s);
+      }
+    }
+    throw new PoolFullError(this.cfg.maxSessions, this.retryAfterMs);
+  }
+
+  /** Passes a closing session's slot to a reservation; resolves when its tree is gone. */
+  private handOver(s: AgentSession): Promise<unknown> {
+    this.handedOver.add(s);
+    this.reserved++;
+    return (this.closing.get(s) ?? Promise.resolve()).catch(() => undefined);
+  }
+
+  /** Resolves once no earlier session of the thread has a process left (two agents in one workspace clash). */
+  private async previousGone(threadId: string): Promise<void> {
+    const earlier = [...this.closing].filter(([s]) => s.threadId === threadId).map(([, p]) => p);
+    await Promise.allSettled(earlier);
+  }
+
+  /** Removes a live session from the cache now (dispose starts its kill); returns its close promise. */
+  private end(threadId: string, session: AgentSession, reason: EndReason): Promise<CloseResult> {
+    this.leaving.add(session);
+    this.reasons.set(threadId, reason);
+    this.cache.delete(threadId);
+    return session.close(reason);
   }
 
   private spawn(threadId: string, meta: AcquireMeta): AgentSession {
@@ -280,25 +349,38 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     session.on('turnStart', () => {
       if (this.cache.peek(threadId) === session) this.cache.get(threadId);
     });
+    // A session that starts closing by itself (crash, spawn failure) leaves the cache at once, so it is never
+    // handed out again; its tree keeps its slot until the kill is done (dispose tracks it).
+    session.on('state', (state) => {
+      if (state !== 'closing' && state !== 'closed') return;
+      if (!this.leaving.has(session) && this.cache.peek(threadId) === session) {
+        this.end(threadId, session, session.closeReason ?? 'crashed');
+      }
+    });
     this.unclosed.add(session);
     session.once('closed', (result) => {
       this.unclosed.delete(session);
+      this.handedOver.delete(session);
       this.ended.set(result.reason, (this.ended.get(result.reason) ?? 0) + 1);
-      // A session that ended by itself (crash, spawn failure) leaves the cache here; dispose sees it closing.
-      if (this.cache.peek(threadId) === session) {
-        this.reasons.set(threadId, result.reason);
-        this.cache.delete(threadId);
-      }
       this.emit('sessionEnd', session, result);
     });
+    // The reservation guarantees room; the cache (max + 1) must never evict by itself.
+    if (this.cache.size >= this.cfg.maxSessions) {
+      throw new ThreadwardenError(
+        'POOL_FULL',
+        `capacity bookkeeping broken: ${this.cache.size} live sessions`,
+      );
+    }
     this.cache.set(threadId, session);
     session.start();
     this.emit('sessionStart', session);
     return session;
   }
 
-  private track(p: Promise<CloseResult>): void {
-    this.closing.add(p);
-    void p.finally(() => this.closing.delete(p));
+  private track(session: AgentSession, p: Promise<CloseResult>): void {
+    this.closing.set(session, p);
+    void p.finally(() => {
+      if (this.closing.get(session) === p) this.closing.delete(session);
+    });
   }
 }
