@@ -36,6 +36,9 @@ describe('config', () => {
       httpHost: '127.0.0.1',
       httpPort: 8082,
       logLevel: 'info',
+      usageFooter: true,
+      attachmentMaxBytes: 8 * 1024 * 1024,
+      attachmentMaxMessageBytes: 25 * 1024 * 1024,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -64,6 +67,10 @@ describe('config', () => {
     ['DISCORD_API_BASE', 'not a url', 'URL'],
     ['KIRO_ARGS', 'chat "unclosed', 'balanced quotes'],
     ['AGENT_ENV_PASSTHROUGH', 'GOOD,bad-name', 'variable names'],
+    ['USAGE_FOOTER', 'sometimes', 'true or false'],
+    ['ATTACHMENT_MAX_BYTES', '8MB', 'whole number from 1'],
+    ['ATTACHMENT_MAX_MESSAGE_BYTES', '0', 'whole number from 1'],
+    ['ATTACHMENT_MAX_MESSAGE_BYTES', '1000', 'at least ATTACHMENT_MAX_BYTES'],
   ])('rejects %s=%s naming the variable, value and expectation', (variable, value, expected) => {
     const issues = issuesOf({ ...base, [variable]: value });
     expect(issues).toEqual([expect.objectContaining({ variable, value })]);
@@ -106,5 +113,16 @@ describe('bad configuration at start-up', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('MAX_SESSIONS="lots"');
     expect(r.stderr).toContain('expected a whole number');
+  });
+
+  it('exits with code 2 naming a bad usage footer switch', () => {
+    const r = spawnSync(process.execPath, ['dist/src/cli.js', 'start'], {
+      env: { PATH: process.env.PATH, DISCORD_TOKEN: 'x', ALLOW_ALL_USERS: 'true', USAGE_FOOTER: 'sometimes' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('USAGE_FOOTER="sometimes"');
+    expect(r.stderr).toContain('expected true or false');
   });
 });

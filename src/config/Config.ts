@@ -69,6 +69,9 @@ const schema = z.object({
   RESOURCE_CHECK_INTERVAL_MS: int(100, 3_600_000).default(10_000),
   SPAWN_TIMEOUT_MS: int(500, 600_000).default(60_000),
   TURN_QUIET_MS: int(100, 600_000).default(5_000),
+  USAGE_FOOTER: boolean.default(true),
+  ATTACHMENT_MAX_BYTES: int(1, 1_073_741_824).default(8_388_608),
+  ATTACHMENT_MAX_MESSAGE_BYTES: int(1, 1_073_741_824).default(26_214_400),
   HTTP_HOST: z.string().min(1, 'a host name or address').default('127.0.0.1'),
   HTTP_PORT: int(0, 65_535).default(8082),
   LOG_LEVEL: z
@@ -105,6 +108,12 @@ export interface Config {
   readonly resourceCheckIntervalMs: number;
   readonly spawnTimeoutMs: number;
   readonly turnQuietMs: number;
+  /** A one-line usage footer (credits, context, duration) under each final reply. */
+  readonly usageFooter: boolean;
+  /** Largest attachment file passed to the agent, bytes. */
+  readonly attachmentMaxBytes: number;
+  /** Largest total of one message's attachments, bytes. */
+  readonly attachmentMaxMessageBytes: number;
   readonly httpHost: string;
   readonly httpPort: number;
   readonly logLevel: Parsed['LOG_LEVEL'];
@@ -140,6 +149,15 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     kiroArgs = splitArgs(c.KIRO_ARGS);
   } catch (err) {
     throw new ConfigError([{ variable: 'KIRO_ARGS', value: c.KIRO_ARGS, expected: (err as Error).message }]);
+  }
+  if (c.ATTACHMENT_MAX_MESSAGE_BYTES < c.ATTACHMENT_MAX_BYTES) {
+    throw new ConfigError([
+      {
+        variable: 'ATTACHMENT_MAX_MESSAGE_BYTES',
+        value: input.ATTACHMENT_MAX_MESSAGE_BYTES ?? String(c.ATTACHMENT_MAX_MESSAGE_BYTES),
+        expected: `a whole number at least ATTACHMENT_MAX_BYTES (${c.ATTACHMENT_MAX_BYTES})`,
+      },
+    ]);
   }
   if (
     !c.ALLOW_ALL_USERS &&
@@ -180,6 +198,9 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     resourceCheckIntervalMs: c.RESOURCE_CHECK_INTERVAL_MS,
     spawnTimeoutMs: c.SPAWN_TIMEOUT_MS,
     turnQuietMs: c.TURN_QUIET_MS,
+    usageFooter: c.USAGE_FOOTER,
+    attachmentMaxBytes: c.ATTACHMENT_MAX_BYTES,
+    attachmentMaxMessageBytes: c.ATTACHMENT_MAX_MESSAGE_BYTES,
     httpHost: c.HTTP_HOST,
     httpPort: c.HTTP_PORT,
     logLevel: c.LOG_LEVEL,

@@ -10,17 +10,20 @@ export const NO_MENTIONS = { parse: [] as never[], replied_user: false };
 function components(buttons: readonly SinkButton[] | undefined) {
   if (buttons === undefined) return undefined;
   if (buttons.length === 0) return [];
-  return [
-    {
+  // Discord takes at most 5 buttons per action row.
+  const rows = [];
+  for (let i = 0; i < buttons.length; i += 5) {
+    rows.push({
       type: 1,
-      components: buttons.map((b) => ({
+      components: buttons.slice(i, i + 5).map((b) => ({
         type: 2,
         custom_id: b.customId,
         label: b.label,
         style: STYLE[b.style],
       })),
-    },
-  ];
+    });
+  }
+  return rows;
 }
 
 /**
