@@ -8,6 +8,7 @@ import {
   type APIUser,
   ChannelType,
 } from 'discord-api-types/v10';
+import { type AttachmentDownload, AttachmentFiles, type UserAttachment } from './AttachmentFiles.js';
 import { applicationRoutes } from './applicationRoutes.js';
 import { channelRoutes } from './channelRoutes.js';
 import type { EmulatorEvents, RequestLogEntry } from './EmulatorEvents.js';
@@ -18,6 +19,7 @@ import { type CommandOptionsInput, type InteractionHandle, Interactions } from '
 import type { Limit } from './RateLimiter.js';
 import { RestRouter } from './RestRouter.js';
 
+export type { AttachmentDownload, UserAttachment } from './AttachmentFiles.js';
 export type { DispatchEvent, EmulatorEvents, RequestLogEntry } from './EmulatorEvents.js';
 export type { EmulatorLogger } from './EmulatorLogger.js';
 export type { EmulatedMessage } from './EmulatorState.js';
@@ -104,6 +106,7 @@ export class DiscordEmulator {
   private readonly router: RestRouter;
   private readonly interactions: Interactions;
   private readonly server: Server;
+  private readonly files = new AttachmentFiles(() => `http://127.0.0.1:${this._port}`);
   private _port = 0;
   private started: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
@@ -174,6 +177,7 @@ export class DiscordEmulator {
     );
     this.defaultChannelId = this.state.addTextChannel('general');
     this.server = createServer((req, res) => {
+      if (this.files.handle(req, res)) return;
       this.router.handle(req, res).catch((err: unknown) => {
         this.logger.error({ err }, 'emulator REST: request failed');
         res.destroy();
@@ -238,6 +242,11 @@ export class DiscordEmulator {
     return this.gateway.connectedClients;
   }
 
+  /** Every GET of a user's attachment URL, in order (status 200 with the bytes sent, or the error status). */
+  get attachmentDownloads(): readonly AttachmentDownload[] {
+    return this.files.downloads;
+  }
+
   /** Every REST request answered, in order. */
   get requestLog(): readonly RequestLogEntry[] {
     return this.log;
@@ -283,7 +292,7 @@ export class DiscordEmulator {
     channelId: string,
     user: APIUser,
     content: string,
-    opts: { mentionBot?: boolean } = {},
+    opts: { mentionBot?: boolean; attachments?: readonly UserAttachment[] } = {},
   ): APIMessage {
     if (!this.state.users.has(user.id))
       throw new Error(`userSays: ${user.username} is not a member of the guild`);
@@ -294,7 +303,12 @@ export class DiscordEmulator {
       this.state.setArchived(thread, false);
     }
     const text = opts.mentionBot ? `<@${this.botUser.id}> ${content}` : content;
-    return this.state.publicMessage(this.state.createMessage(channelId, user, { content: text }));
+    const attachments = opts.attachments
+      ? this.files.add(channelId, opts.attachments, () => this.state.id())
+      : undefined;
+    return this.state.publicMessage(
+      this.state.createMessage(channelId, user, { content: text, ...(attachments && { attachments }) }),
+    );
   }
 
   /** Archives a thread (optionally locking it); THREAD_UPDATE carries the whole channel. */
@@ -326,6 +340,17 @@ export class DiscordEmulator {
     options?: CommandOptionsInput,
   ): InteractionHandle {
     return this.interactions.runCommand(channelId, user, name, options);
+  }
+
+  /** A user types into option `option` of `/name`: INTERACTION_CREATE type 4; the bot answers choices (type 8). */
+  autocomplete(
+    channelId: string,
+    user: APIUser,
+    name: string,
+    option: string,
+    typed: string,
+  ): InteractionHandle {
+    return this.interactions.autocomplete(channelId, user, name, option, typed);
   }
 
   /** A user presses a button: INTERACTION_CREATE type 3 with the message. */

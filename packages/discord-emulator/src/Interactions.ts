@@ -45,7 +45,10 @@ export type CommandOptionsInput =
 interface InteractionRecord {
   readonly id: string;
   readonly token: string;
-  readonly type: InteractionType.ApplicationCommand | InteractionType.MessageComponent;
+  readonly type:
+    | InteractionType.ApplicationCommand
+    | InteractionType.MessageComponent
+    | InteractionType.ApplicationCommandAutocomplete;
   readonly channelId: string;
   readonly user: APIUser;
   readonly createdAt: number;
@@ -105,6 +108,30 @@ export class Interactions {
       type: 1,
       ...(command?.guild_id && { guild_id: command.guild_id }),
       ...(resolved.length > 0 && { options: resolved }),
+    });
+  }
+
+  /**
+   * Dispatches INTERACTION_CREATE type 4 while a user types option `focused` of command `name`: the option
+   * carries `focused: true` and the text so far. The bot must answer with type 8 and at most 25 choices.
+   */
+  autocomplete(
+    channelId: string,
+    user: APIUser,
+    name: string,
+    focused: string,
+    typed: string,
+  ): InteractionHandle {
+    const { state } = this.opts;
+    const command =
+      state.commands.get(state.guildId)?.find((c) => c.name === name) ??
+      state.commands.get('global')?.find((c) => c.name === name);
+    return this.create(InteractionType.ApplicationCommandAutocomplete, channelId, user, undefined, name, {
+      id: command?.id ?? state.id(),
+      name,
+      type: 1,
+      ...(command?.guild_id && { guild_id: command.guild_id }),
+      options: [{ name: focused, type: ApplicationCommandOptionType.String, value: typed, focused: true }],
     });
   }
 
@@ -280,14 +307,19 @@ export class Interactions {
     const type = body.type;
     const data = isRecord(body.data) ? body.data : undefined;
     const forComponent = record.type === InteractionType.MessageComponent;
-    const allowed = new Set<unknown>([
-      InteractionResponseType.ChannelMessageWithSource,
-      InteractionResponseType.DeferredChannelMessageWithSource,
-      InteractionResponseType.Modal,
-      ...(forComponent
-        ? [InteractionResponseType.DeferredMessageUpdate, InteractionResponseType.UpdateMessage]
-        : []),
-    ]);
+    // An autocomplete interaction takes only a list of choices.
+    const allowed = new Set<unknown>(
+      record.type === InteractionType.ApplicationCommandAutocomplete
+        ? [InteractionResponseType.ApplicationCommandAutocompleteResult]
+        : [
+            InteractionResponseType.ChannelMessageWithSource,
+            InteractionResponseType.DeferredChannelMessageWithSource,
+            InteractionResponseType.Modal,
+            ...(forComponent
+              ? [InteractionResponseType.DeferredMessageUpdate, InteractionResponseType.UpdateMessage]
+              : []),
+          ],
+    );
     if (!allowed.has(type)) {
       throw invalidFormBody(
         ['type'],
@@ -311,6 +343,9 @@ export class Interactions {
           ephemeral,
         );
         record.ephemeral = ephemeral;
+        break;
+      case InteractionResponseType.ApplicationCommandAutocompleteResult:
+        checkChoices(data?.choices);
         break;
       case InteractionResponseType.DeferredMessageUpdate:
         record.original = record.message;
@@ -435,6 +470,34 @@ export class Interactions {
     if (this.opts.state.thread(record.channelId)?.thread_metadata.archived)
       throw DiscordErrors.archivedThread();
   }
+}
+
+/** Discord's limits on autocomplete choices: at most 25, name 1-100 characters, a string value at most 100. */
+function checkChoices(choices: unknown): void {
+  if (!Array.isArray(choices))
+    throw invalidFormBody(['data', 'choices'], 'BASE_TYPE_REQUIRED', 'This field is required');
+  if (choices.length > 25)
+    throw invalidFormBody(['data', 'choices'], 'BASE_TYPE_MAX_LENGTH', 'Must be 25 or fewer in length.');
+  choices.forEach((c: unknown, i) => {
+    const choice = isRecord(c) ? c : {};
+    const name = choice.name;
+    if (typeof name !== 'string' || name.length < 1 || name.length > 100)
+      throw invalidFormBody(
+        ['data', 'choices', String(i), 'name'],
+        'BASE_TYPE_BAD_LENGTH',
+        'Must be between 1 and 100 in length.',
+      );
+    const value = choice.value;
+    const okValue =
+      (typeof value === 'string' && value.length <= 100) ||
+      (typeof value === 'number' && Number.isFinite(value));
+    if (!okValue)
+      throw invalidFormBody(
+        ['data', 'choices', String(i), 'value'],
+        'BASE_TYPE_MAX_LENGTH',
+        'Must be 100 or fewer in length.',
+      );
+  });
 }
 
 /** `{name: value}` to interaction options, typed like the registered command's options where known. */

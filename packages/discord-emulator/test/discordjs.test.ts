@@ -250,6 +250,80 @@ describe('DiscordEmulator with a real discord.js client', () => {
     expect(press.original()?.id).toBe(prompt.id);
   });
 
+  it("delivers a user message's attachments and serves their bytes on 127.0.0.1, logging each download", async () => {
+    const { emu, client } = await setup();
+    const alice = emu.createUser('alice');
+    const received = nextEvent(client, Events.MessageCreate, (m) => !m.author.bot);
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
+    emu.userSays(emu.defaultChannelId, alice, '', {
+      attachments: [
+        { name: 'message.txt', data: 'a long paste', contentType: 'text/plain; charset=utf-8' },
+        { name: 'shot one.png', data: png, contentType: 'image/png' },
+        { name: 'gone.log', data: 'x', status: 404 },
+        { name: 'liar.txt', data: 'x'.repeat(5000), size: 10 },
+      ],
+    });
+    const [message] = await received;
+    expect(message.content).toBe('');
+    const atts = [...message.attachments.values()];
+    expect(atts.map((a) => [a.name, a.size, a.contentType])).toEqual([
+      ['message.txt', 12, 'text/plain; charset=utf-8'],
+      ['shot one.png', 7, 'image/png'],
+      ['gone.log', 1, null],
+      ['liar.txt', 10, null],
+    ]);
+    for (const a of atts) expect(new URL(a.url).hostname).toBe('127.0.0.1');
+    const paste = await fetch(atts[0]!.url);
+    expect(paste.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await paste.text()).toBe('a long paste');
+    expect(new Uint8Array(await (await fetch(atts[1]!.url)).arrayBuffer())).toEqual(png);
+    expect((await fetch(atts[2]!.url)).status).toBe(404);
+    expect((await (await fetch(atts[3]!.url)).text()).length).toBe(5000);
+    expect(emu.attachmentDownloads.map((d) => [d.status, d.bytes])).toEqual([
+      [200, 12],
+      [200, 7],
+      [404, 0],
+      [200, 5000],
+    ]);
+    expect(emu.errors()).toEqual([]);
+  });
+
+  it('runs autocomplete: the focused option reaches the client and its choices reach the test', async () => {
+    const { emu, client } = await setup();
+    const alice = emu.createUser('alice');
+    await client.application!.commands.set(
+      [
+        {
+          name: 'model',
+          description: 'Pick a model',
+          options: [{ name: 'name', description: 'model', type: 3, required: true, autocomplete: true }],
+        },
+      ],
+      emu.guildId,
+    );
+    let many = false;
+    client.on(Events.InteractionCreate, async (interaction) => {
+      if (!interaction.isAutocomplete()) return;
+      const focused = interaction.options.getFocused(true);
+      const choices = many
+        ? Array.from({ length: 26 }, (_, i) => ({ name: `m${i}`, value: `m${i}` }))
+        : [{ name: `${interaction.commandName}:${focused.name}=${focused.value}`, value: 'auto' }];
+      await interaction.respond(choices).catch(() => {});
+    });
+    const handle = emu.autocomplete(emu.defaultChannelId, alice, 'model', 'name', 'cla');
+    expect(await handle.initialResponse).toEqual({
+      type: 8,
+      data: { choices: [{ name: 'model:name=cla', value: 'auto' }] },
+    });
+    expect(handle.original()).toBeUndefined();
+    many = true;
+    emu.autocomplete(emu.defaultChannelId, alice, 'model', 'name', '');
+    await emu.waitFor(() => emu.errors().length === 1, { what: 'the 26-choice answer refused' });
+    expect(emu.errors()).toMatchObject([
+      { route: 'POST /interactions/:id/:token/callback', status: 400, response: { code: 50035 } },
+    ]);
+  });
+
   it('makes discord.js wait on the headers: 6 fast sends to one channel produce no 429', async () => {
     const { emu, channel } = await setup();
     const sent = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => channel.send(`burst ${i}`)));
