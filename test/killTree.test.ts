@@ -130,4 +130,74 @@ describe('treeMembers', () => {
     const found = treeMembers(procs, { pid: 500, startTime: 100, marker: 'm' }, 2).map((p) => p.pid);
     expect(found.sort()).toEqual([500, 600, 601, 700]);
   });
+
+  it('once the leader is gone, a daemon that reused its pid (setsid) and forked is not claimed by group or session', () => {
+    // Our leader 500 (start 100) has exited; pid 500 was reused by a daemon that called setsid, forked 501 and
+    // exited: 501 has pgid = sid = 500 but is none of ours. Our chat 600 keeps the marker, its child 601 lost it.
+    const procs = [
+      proc(501, { pgid: 500, sid: 500, ppid: 1, startTime: 5000 }),
+      proc(600, { pgid: 500, sid: 500, ppid: 1, marker: 'm' }),
+      proc(601, { pgid: 500, sid: 500, ppid: 600 }),
+    ];
+    const found = treeMembers(procs, { pid: 500, startTime: 100, marker: 'm' }, 2).map((p) => p.pid);
+    expect(found.sort()).toEqual([600, 601]);
+  });
+
+  it('claims the descendants of a process verified earlier by pid and start time, and nothing of a reused pid', () => {
+    const procs = [proc(700, { startTime: 300 }), proc(701, { ppid: 700 }), proc(800, { startTime: 9 })];
+    const roots = [
+      { pid: 700, startTime: 300 },
+      { pid: 800, startTime: 8 }, // reused: other start time
+    ];
+    const found = treeMembers(procs, { pid: 500, startTime: 100, marker: 'm' }, 2, roots).map((p) => p.pid);
+    expect(found.sort()).toEqual([700, 701]);
+  });
+});
+
+describe("killTree never signals a process that only shares a dead root's numbers", () => {
+  it('signals the marker carrier and its child, never the reused pid nor its group (-pid)', async () => {
+    const proc = (pid: number, over: Partial<MarkedProc>): MarkedProc => ({
+      pid,
+      ppid: 1,
+      pgid: 500,
+      sid: 500,
+      state: 'S',
+      startTime: 100,
+      comm: 'x',
+      cpuTicks: 0,
+      rssPages: 0,
+      marker: undefined,
+      ...over,
+    });
+    let procs: MarkedProc[] = [
+      proc(501, { startTime: 5000 }), // a stranger's daemon in the reused group
+      proc(600, { marker: 'm' }),
+      proc(601, { ppid: 600 }),
+    ];
+    const sent: [number, NodeJS.Signals][] = [];
+    const table = new ProcessTable({
+      scan: () => procs,
+      readMarker: (pid) => procs.find((p) => p.pid === pid)?.marker,
+    });
+    const result = await killTree(
+      { pid: 500, startTime: 100, marker: 'm' },
+      {
+        graceMs: 0,
+        table,
+        killWaitMs: 0,
+        signal: (pid, sig) => {
+          sent.push([pid, sig]);
+          // Ours die on SIGTERM; the scan then shows only the stranger.
+          procs = procs.filter((p) => p.pid !== pid);
+        },
+        isAlive: (pid, start) => procs.some((p) => p.pid === pid && p.startTime === start),
+      },
+    );
+    expect(sent).toEqual([
+      [600, 'SIGTERM'],
+      [601, 'SIGTERM'],
+    ]);
+    expect(result.pids).toEqual([600, 601]);
+    expect(procs.map((p) => p.pid)).toEqual([501]);
+  });
 });

@@ -7,7 +7,7 @@ export interface MarkedProc extends ProcInfo {
 
 /**
  * What identifies one session's process tree: the pty child (pid = pgid = sid, with its start time) and the marker
- * value. A pid of 0 means "marker only" (an orphan whose root is unknown).
+ * value. A pid of 0 means "marker only" (an orphan whose root is unknown, or whose start time was never read).
  */
 export interface TreeTarget {
   readonly pid: number;
@@ -63,16 +63,24 @@ export class ProcessTable {
   }
 }
 
+/** A process known by pid and start time (so a reused pid never matches). */
+export interface VerifiedPid {
+  readonly pid: number;
+  readonly startTime: number;
+}
+
 /**
- * The members of one session's tree in a scan: its process group, its session (MCP servers in their own group
- * still share it), its marker (setsid escapers and double forks keep it), and any descendant of those.
+ * The members of one session's tree in a scan: its process group and its session (MCP servers in their own group
+ * still share it) while the root is alive and verified by its start time, its marker (setsid escapers and double
+ * forks keep it), and any descendant of those or of `roots` (processes verified earlier by pid and start time).
  */
 export function treeMembers(
   procs: readonly MarkedProc[],
   target: TreeTarget,
   self = process.pid,
+  roots: Iterable<VerifiedPid> = [],
 ): MarkedProc[] {
-  return new TreeIndex(procs, self).members(target);
+  return new TreeIndex(procs, self).members(target, roots);
 }
 
 /**
@@ -103,17 +111,23 @@ export class TreeIndex {
   }
 
   /** The members of one session's tree (see treeMembers). */
-  members(target: TreeTarget): MarkedProc[] {
+  members(target: TreeTarget, roots: Iterable<VerifiedPid> = []): MarkedProc[] {
     const found = new Map<number, MarkedProc>();
-    // The kernel keeps a pid reserved while a group or session uses it as its id, so a live leader with another
-    // start time means our group and session are empty and the number now belongs to someone else.
+    // Group and session ids claim processes only while the root itself is alive with its start time: then the
+    // kernel keeps the number reserved and every member descends from our tree. Once the root is gone, a daemon
+    // that reused the number (setsid) and forked would share the ids without being ours; only the marker, or
+    // descent from a process verified by pid and start time, may claim a process then.
     const leader = this.byPid.get(target.pid);
-    const leaderReused = target.pid <= 0 || (leader !== undefined && leader.startTime !== target.startTime);
-    if (!leaderReused) {
+    const leaderVerified = target.pid > 1 && leader !== undefined && leader.startTime === target.startTime;
+    if (leaderVerified) {
       for (const p of this.byGroup.get(target.pid) ?? []) found.set(p.pid, p);
       for (const p of this.bySession.get(target.pid) ?? []) found.set(p.pid, p);
     }
     for (const p of this.byMarker.get(target.marker) ?? []) found.set(p.pid, p);
+    for (const r of roots) {
+      const p = this.byPid.get(r.pid);
+      if (p && p.startTime === r.startTime) found.set(p.pid, p);
+    }
     const queue = [...found.keys()];
     while (queue.length > 0) {
       for (const child of this.byParent.get(queue.pop()!) ?? []) {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type MarkedProc, type ProcessTable, type TreeTarget, treeMembers } from './ProcessTable.js';
-import { isAlive } from './procfs.js';
+import { isAlive as isAliveInProc } from './procfs.js';
 
 /** What a tree kill did: the strongest signal it had to send, whether SIGKILL was needed, every pid it signalled. */
 export interface KillResult {
@@ -20,6 +20,8 @@ export interface KillTreeOptions {
   /** How long to wait for SIGKILLed processes to vanish before giving up. */
   readonly killWaitMs?: number;
   readonly signal?: (pid: number, signal: NodeJS.Signals) => void;
+  /** Whether the process with this pid and start time still lives; default reads /proc. */
+  readonly isAlive?: (pid: number, startTime: number) => boolean;
 }
 
 interface Known {
@@ -46,22 +48,29 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
   const pollMs = options.pollMs ?? 10;
   const killWaitMs = options.killWaitMs ?? 3000;
   const send = options.signal ?? defaultSignal;
+  const isAlive = options.isAlive ?? isAliveInProc;
   const started = performance.now();
   const known = new Map<number, Known>();
   let forced = false;
 
   const live = () => [...known.values()].filter((k) => isAlive(k.pid, k.startTime));
   const signalMembers = (members: readonly MarkedProc[], signal: NodeJS.Signals) => {
-    // One group signal first: it reaches members forked after the scan atomically.
+    // One group signal first: it reaches members forked after the scan atomically. Only while the root is alive
+    // with its start time (a verified member): a dead root's number may belong to someone else's group by now.
     // (Never with pid 0: process.kill(-0) would signal our own group.)
-    if (target.pid > 1 && members.some((m) => m.pgid === target.pid)) send(-target.pid, signal);
+    const rootVerified = members.some((m) => m.pid === target.pid && m.startTime === target.startTime);
+    if (target.pid > 1 && rootVerified) send(-target.pid, signal);
     for (const m of members) {
       known.set(m.pid, { pid: m.pid, startTime: m.startTime });
       if (isAlive(m.pid, m.startTime)) send(m.pid, signal);
     }
   };
+  // Processes signalled earlier stay claimed (by pid and start time) with their descendants, also once the root
+  // that made them ours has exited.
   const rescan = () =>
-    treeMembers(table.scan(table.timestamp()), target).filter((m) => m.state !== 'Z' && m.state !== 'X');
+    treeMembers(table.scan(table.timestamp()), target, process.pid, known.values()).filter(
+      (m) => m.state !== 'Z' && m.state !== 'X',
+    );
 
   const waitGone = async (capMs: number) => {
     const deadline = performance.now() + capMs;
