@@ -5,8 +5,9 @@ import { HttpServer } from '../http/HttpServer.js';
 import type { Logger } from '../log/logger.js';
 import { Metrics } from '../metrics/Metrics.js';
 import { ResourceMonitor } from '../monitor/ResourceMonitor.js';
-import { reapOrphans } from '../pool/Reaper.js';
+import { type ReapResult, reapOrphans } from '../pool/Reaper.js';
 import { SessionPool } from '../pool/SessionPool.js';
+import type { Marker } from '../process/marker.js';
 import { ProcessTable } from '../process/ProcessTable.js';
 import { Store } from '../store/Store.js';
 import { InstanceLock } from './InstanceLock.js';
@@ -19,6 +20,10 @@ export interface AppOptions {
   /** Extra discord.js client options (tests pass a no-op identify throttler). */
   readonly clientOptions?: Partial<ClientOptions>;
   readonly editIntervalMs?: number;
+  /** This instance's id in its agents' markers; default a random UUID. */
+  readonly instanceId?: string;
+  /** Which earlier instances' leftovers the start-up reaper may end; default all (see ReapOptions.owns). */
+  readonly reapScope?: (marker: Marker) => boolean;
 }
 
 /**
@@ -37,6 +42,8 @@ export class App {
   readonly http: HttpServer;
   /** Where /health and /metrics listen (the real port when HTTP_PORT=0). */
   httpAddress: { host: string; port: number } | undefined;
+  /** What the start-up reaper ended before this instance took work. */
+  reaped: ReapResult = { sessions: [], rowsClosed: 0, durationMs: 0 };
   private readonly lock: InstanceLock;
   private stopping: Promise<void> | undefined;
 
@@ -52,6 +59,7 @@ export class App {
       store,
       table,
       ...(options.env !== undefined && { env: options.env }),
+      ...(options.instanceId !== undefined && { instanceId: options.instanceId }),
     });
     this.monitor = new ResourceMonitor({
       pool: this.pool,
@@ -93,7 +101,13 @@ export class App {
     }
     const table = new ProcessTable();
     // Before any new work: trees and rows left by a dead instance are ended as bot_restart.
-    const reaped = await reapOrphans({ table, logger, graceMs: config.killGraceMs, store });
+    const reaped = await reapOrphans({
+      table,
+      logger,
+      graceMs: config.killGraceMs,
+      store,
+      ...(options.reapScope !== undefined && { owns: options.reapScope }),
+    });
     if (reaped.sessions.length > 0 || reaped.rowsClosed > 0) {
       logger.warn(
         {
@@ -105,6 +119,7 @@ export class App {
       );
     }
     const app = new App(options, lock, store, table);
+    app.reaped = reaped;
     app.metrics.recordReaped(reaped.sessions.reduce((n, s) => n + s.pids.length, 0));
     try {
       app.httpAddress = await app.http.listen();

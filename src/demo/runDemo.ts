@@ -1,13 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import type { APIEmbed, APIMessage, APIUser } from 'discord-api-types/v10';
 import { App } from '../app/App.js';
 import { parseConfig } from '../config/Config.js';
-import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import { createLogger } from '../log/logger.js';
 import { fakeKiroPath } from '../paths.js';
 import { scanProcesses } from '../process/procfs.js';
+import { isDemoInstance, newDemoInstanceId } from './demoInstance.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
@@ -55,8 +56,15 @@ export async function runDemo(): Promise<number> {
     app = await App.start({
       config,
       logger,
+      instanceId: newDemoInstanceId(),
+      // Only what earlier demo runs left: the demo must not end another bot's processes on this host.
+      reapScope: isDemoInstance,
       clientOptions: { ws: { buildIdentifyThrottler: async () => ({ waitForIdentify: async () => {} }) } },
     });
+    const leftovers = app.reaped.sessions.reduce((n, s) => n + s.pids.length, 0);
+    out(
+      `✔ start-up reaper (earlier demo runs only): ${app.reaped.sessions.length} leftover session(s), ${leftovers} process(es) ended`,
+    );
     out(`✔ bot connected to the emulator as ${emu.botUser.username}; slash commands registered`);
     const channel = emu.defaultChannelId;
     const say = (user: APIUser, where: string, text: string, mention = false) => {

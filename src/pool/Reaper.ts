@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { type KillResult, killTree } from '../process/killTree.js';
-import { parseMarker } from '../process/marker.js';
+import { type Marker, parseMarker } from '../process/marker.js';
 import type { ProcessTable } from '../process/ProcessTable.js';
 import { isAlive } from '../process/procfs.js';
 import type { Store } from '../store/Store.js';
@@ -13,6 +13,11 @@ export interface ReapOptions {
   readonly store?: Store | undefined;
   /** List what would be killed, kill nothing, write nothing. */
   readonly dryRun?: boolean;
+  /**
+   * Which markers this reaper may act on (processes and rows alike); default every marker. The demo passes its
+   * own instances only, so a demo run never ends what a real bot on the same host left for its own restart.
+   */
+  readonly owns?: (marker: Marker) => boolean;
 }
 
 export interface ReapedSession {
@@ -42,13 +47,21 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
     const m = parseMarker(marker);
     return m !== undefined && isAlive(m.ownerPid, m.ownerStart);
   };
+  const { owns } = options;
+  const inScope = (marker: string) => {
+    if (!owns) return true;
+    const m = parseMarker(marker);
+    return m !== undefined && owns(m);
+  };
 
   const orphans = new Map<string, number[]>();
   for (const p of table.scan(table.timestamp())) {
-    if (!p.marker || p.state === 'Z' || ownerAlive(p.marker)) continue;
+    if (!p.marker || p.state === 'Z' || !inScope(p.marker) || ownerAlive(p.marker)) continue;
     orphans.set(p.marker, [...(orphans.get(p.marker) ?? []), p.pid]);
   }
-  const openRows = store ? store.openSessions().filter((r) => !ownerAlive(r.marker)) : [];
+  const openRows = store
+    ? store.openSessions().filter((r) => inScope(r.marker) && !ownerAlive(r.marker))
+    : [];
   const rowByMarker = new Map(openRows.map((r) => [r.marker, r]));
   for (const r of openRows) if (!orphans.has(r.marker) && r.pid !== null) orphans.set(r.marker, []);
 

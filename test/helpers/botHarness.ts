@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import type { APIMessage, APIUser } from 'discord-api-types/v10';
 import { App } from '../../src/app/App.js';
 import { parseConfig } from '../../src/config/Config.js';
-import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
 import { treeMembers } from '../../src/process/ProcessTable.js';
