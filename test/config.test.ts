@@ -71,6 +71,7 @@ describe('config', () => {
     ['ATTACHMENT_MAX_BYTES', '8MB', 'whole number from 1'],
     ['ATTACHMENT_MAX_MESSAGE_BYTES', '0', 'whole number from 1'],
     ['ATTACHMENT_MAX_MESSAGE_BYTES', '1000', 'at least ATTACHMENT_MAX_BYTES'],
+    ['AGENT_SANDBOX', 'maybe', 'auto, on or off'],
   ])('rejects %s=%s naming the variable, value and expectation', (variable, value, expected) => {
     const issues = issuesOf({ ...base, [variable]: value });
     expect(issues).toEqual([expect.objectContaining({ variable, value })]);

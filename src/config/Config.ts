@@ -57,6 +57,7 @@ const schema = z.object({
   KIRO_ARGS: z.string().default('chat --legacy-ui'),
   TRUST_ALL_TOOLS: boolean.default(false),
   AGENT_ENV_PASSTHROUGH: envName.default([]),
+  AGENT_SANDBOX: z.enum(['auto', 'on', 'off'], { message: 'auto, on or off' }).default('auto'),
   WORKSPACE_ROOT: z.string().min(1, 'a directory path').default('./data/workspaces'),
   DATABASE_PATH: z.string().min(1, 'a file path').default('./data/threadwarden.db'),
   MAX_SESSIONS: int(1, 10_000).default(10),
@@ -96,6 +97,8 @@ export interface Config {
   readonly kiroArgs: readonly string[];
   readonly trustAllTools: boolean;
   readonly agentEnvPassthrough: readonly string[];
+  /** auto: sandbox each agent when bwrap works here, else run unsandboxed with a warning; on: refuse to start without one. */
+  readonly agentSandbox: 'auto' | 'on' | 'off';
   readonly workspaceRoot: string;
   readonly databasePath: string;
   readonly maxSessions: number;
@@ -186,6 +189,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     kiroArgs: Object.freeze(kiroArgs),
     trustAllTools: c.TRUST_ALL_TOOLS,
     agentEnvPassthrough: Object.freeze(c.AGENT_ENV_PASSTHROUGH),
+    agentSandbox: c.AGENT_SANDBOX,
     workspaceRoot: c.WORKSPACE_ROOT,
     databasePath: c.DATABASE_PATH,
     maxSessions: c.MAX_SESSIONS,

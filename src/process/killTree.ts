@@ -22,6 +22,11 @@ export interface KillTreeOptions {
   readonly signal?: (pid: number, signal: NodeJS.Signals) => void;
   /** Whether the process with this pid and start time still lives; default reads /proc. */
   readonly isAlive?: (pid: number, startTime: number) => boolean;
+  /**
+   * Processes that get no SIGTERM, only the SIGKILL after the grace: a sandbox's own bwrap processes. SIGTERM kills
+   * bwrap, and its death SIGKILLs the whole PID namespace at once, which would deny the agent its grace.
+   */
+  readonly spareOnTerm?: readonly { readonly pid: number; readonly startTime: number }[];
 }
 
 interface Known {
@@ -53,15 +58,19 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
   const known = new Map<number, Known>();
   let forced = false;
 
+  const spared = new Set((options.spareOnTerm ?? []).map((p) => `${p.pid}:${p.startTime}`));
   const live = () => [...known.values()].filter((k) => isAlive(k.pid, k.startTime));
   const signalMembers = (members: readonly MarkedProc[], signal: NodeJS.Signals) => {
     // One group signal first: it reaches members forked after the scan atomically. Only while the root is alive
     // with its start time (a verified member): a dead root's number may belong to someone else's group by now.
     // (Never with pid 0: process.kill(-0) would signal our own group.)
     const rootVerified = members.some((m) => m.pid === target.pid && m.startTime === target.startTime);
-    if (target.pid > 1 && rootVerified) send(-target.pid, signal);
+    const groupSpared =
+      signal === 'SIGTERM' && members.some((m) => m.pgid === target.pid && spared.has(`${m.pid}:${m.startTime}`));
+    if (target.pid > 1 && rootVerified && !groupSpared) send(-target.pid, signal);
     for (const m of members) {
       known.set(m.pid, { pid: m.pid, startTime: m.startTime });
+      if (signal === 'SIGTERM' && spared.has(`${m.pid}:${m.startTime}`)) continue;
       if (isAlive(m.pid, m.startTime)) send(m.pid, signal);
     }
   };
