@@ -27,6 +27,12 @@ export interface KillTreeOptions {
    * bwrap, and its death SIGKILLs the whole PID namespace at once, which would deny the agent its grace.
    */
   readonly spareOnTerm?: readonly { readonly pid: number; readonly startTime: number }[];
+  /**
+   * A process that gets its SIGTERM only once the rest of the tree has gone (or three quarters of the grace have passed): a
+   * sandboxed agent's first process. Its exit ends the PID namespace, SIGKILLing whatever still runs, so kiro's
+   * wrapper (which dies on SIGTERM without forwarding it) must not die before kiro-cli-chat has shut down cleanly.
+   */
+  readonly termLast?: { readonly pid: number; readonly startTime: number };
 }
 
 interface Known {
@@ -59,18 +65,23 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
   let forced = false;
 
   const spared = new Set((options.spareOnTerm ?? []).map((p) => `${p.pid}:${p.startTime}`));
+  const last = options.termLast;
+  const lastKey = last ? `${last.pid}:${last.startTime}` : undefined;
   const live = () => [...known.values()].filter((k) => isAlive(k.pid, k.startTime));
-  const signalMembers = (members: readonly MarkedProc[], signal: NodeJS.Signals) => {
+  const signalMembers = (members: readonly MarkedProc[], signal: NodeJS.Signals, holdLast = false) => {
     // One group signal first: it reaches members forked after the scan atomically. Only while the root is alive
     // with its start time (a verified member): a dead root's number may belong to someone else's group by now.
     // (Never with pid 0: process.kill(-0) would signal our own group.)
     const rootVerified = members.some((m) => m.pid === target.pid && m.startTime === target.startTime);
+    // Not while a member of the group must wait for its SIGTERM (a sandbox's bwrap, or its first process).
     const groupSpared =
-      signal === 'SIGTERM' && members.some((m) => m.pgid === target.pid && spared.has(`${m.pid}:${m.startTime}`));
+      signal === 'SIGTERM' &&
+      (holdLast || members.some((m) => m.pgid === target.pid && spared.has(`${m.pid}:${m.startTime}`)));
     if (target.pid > 1 && rootVerified && !groupSpared) send(-target.pid, signal);
     for (const m of members) {
       known.set(m.pid, { pid: m.pid, startTime: m.startTime });
       if (signal === 'SIGTERM' && spared.has(`${m.pid}:${m.startTime}`)) continue;
+      if (holdLast && `${m.pid}:${m.startTime}` === lastKey) continue;
       if (isAlive(m.pid, m.startTime)) send(m.pid, signal);
     }
   };
@@ -81,9 +92,10 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
       (m) => m.state !== 'Z' && m.state !== 'X',
     );
 
-  const waitGone = async (capMs: number) => {
+  const waitGone = async (capMs: number, except: ReadonlySet<string> = new Set()) => {
     const deadline = performance.now() + capMs;
-    while (live().length > 0 && performance.now() < deadline) await sleep(pollMs);
+    const waiting = () => live().filter((k) => !except.has(`${k.pid}:${k.startTime}`));
+    while (waiting().length > 0 && performance.now() < deadline) await sleep(pollMs);
   };
 
   const first = rescan();
@@ -96,8 +108,16 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
       durationMs: performance.now() - started,
     };
   }
-  signalMembers(first, 'SIGTERM');
-  await waitGone(graceMs);
+  const holdLast = lastKey !== undefined && first.some((m) => `${m.pid}:${m.startTime}` === lastKey);
+  signalMembers(first, 'SIGTERM', holdLast);
+  if (holdLast && last) {
+    const t0 = performance.now();
+    await waitGone((graceMs * 3) / 4, new Set([lastKey!, ...spared]));
+    if (isAlive(last.pid, last.startTime)) send(last.pid, 'SIGTERM');
+    await waitGone(graceMs - (performance.now() - t0));
+  } else {
+    await waitGone(graceMs);
+  }
 
   // Up to three SIGKILL rounds: each rescan catches anything forked while the previous round ran.
   for (let round = 0; round < 3; round++) {

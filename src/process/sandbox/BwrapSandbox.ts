@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { bwrapArgs } from './bwrapArgs.js';
 import { interpreterOf } from './interpreter.js';
-import { type SandboxedPids, locateAgentSync } from './locateAgent.js';
+import { locateAgentSync, type SandboxedPids } from './locateAgent.js';
 import { executableDirs, planView, threadSessionStore } from './SandboxView.js';
 
 /** What the sandbox needs of a spawn spec (spawnAgent's SpawnSpec has these and more, passed through). */

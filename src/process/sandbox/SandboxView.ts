@@ -13,7 +13,18 @@ export type Mount =
  * The system, read-only. /home, /root, /srv, /var, /mnt, /media and /work are never bound: anything outside this list
  * exists in the sandbox only when bound below (the workspace, kiro's state, the executable).
  */
-export const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc', '/opt', '/sys'];
+export const SYSTEM_PATHS = [
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/etc',
+  '/opt',
+  '/sys',
+];
 
 export interface ViewInput {
   /** The thread's workspace: the only project directory the agent sees, read-write, at its host path. */
@@ -85,13 +96,17 @@ export function planView(input: ViewInput): Mount[] {
     mounts.push({ kind: 'ro-bind', src: dirname(resolv), dest: dirname(resolv) });
     shown.push(dirname(resolv));
   }
-  for (const h of input.hidden) {
-    const path = resolve(h);
+  const masked: string[] = [];
+  // Outermost first: a path inside an already masked directory is gone with it (a mask inside would recreate it).
+  for (const path of [...new Set(input.hidden.map((h) => resolve(h)))].sort((a, b) => a.length - b.length)) {
     // A bot living inside a system root (never /usr itself) is masked; the roots themselves stay.
     if (shown.includes(path) || !shown.some((s) => isWithin(path, s))) continue;
+    if (masked.some((m) => isWithin(path, m))) continue;
     const kind = kindOf(path);
-    if (kind === 'dir') mounts.push({ kind: 'tmpfs', dest: path });
-    else if (kind !== undefined) mounts.push({ kind: 'null-file', dest: path });
+    if (kind === 'dir') {
+      mounts.push({ kind: 'tmpfs', dest: path });
+      masked.push(path);
+    } else if (kind !== undefined) mounts.push({ kind: 'null-file', dest: path });
   }
   if (input.home && input.home !== '/') mounts.push({ kind: 'tmpfs', dest: input.home });
   if (input.tmpdir && !isWithin(input.tmpdir, '/tmp')) mounts.push({ kind: 'tmpfs', dest: input.tmpdir });
@@ -101,7 +116,8 @@ export function planView(input: ViewInput): Mount[] {
   for (const o of input.overlays) if (isDir(o.src)) mounts.push({ kind: 'bind', src: o.src, dest: o.dest });
   mounts.push({ kind: 'bind', src: input.workspace, dest: input.workspace });
   for (const path of new Set(input.readOnly)) {
-    if (shown.some((s) => isWithin(path, s)) && !input.hidden.some((h) => isWithin(path, resolve(h)))) continue;
+    if (shown.some((s) => isWithin(path, s)) && !input.hidden.some((h) => isWithin(path, resolve(h))))
+      continue;
     if (kindOf(path) !== undefined) mounts.push({ kind: 'ro-bind', src: path, dest: path });
   }
   return mounts;

@@ -19,9 +19,12 @@ export function findBwrap(pathVar = process.env.PATH): string | undefined {
  * bot's pid, a hidden file beside a workspace, or anything of the host's /tmp, and must write into its workspace.
  * Whatever fails is the reason (bwrap's own message when it could not create the namespaces).
  */
-export async function probeSandbox(options: { bwrap?: string; timeoutMs?: number } = {}): Promise<ProbeResult> {
+export async function probeSandbox(
+  options: { bwrap?: string; timeoutMs?: number } = {},
+): Promise<ProbeResult> {
   const bwrap = options.bwrap ?? findBwrap();
-  if (!bwrap) return { ok: false, reason: 'bwrap was not found on PATH or at /usr/bin/bwrap (install bubblewrap)' };
+  if (!bwrap)
+    return { ok: false, reason: 'bwrap was not found on PATH or at /usr/bin/bwrap (install bubblewrap)' };
   const started = performance.now();
   const dir = mkdtempSync(join(tmpdir(), 'tw-probe-'));
   try {
@@ -63,7 +66,10 @@ function run(
   timeoutMs: number,
 ): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/bin:/bin' } });
+    const child = spawn(file, [...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: '/usr/bin:/bin' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {

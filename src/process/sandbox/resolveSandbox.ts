@@ -72,6 +72,9 @@ export async function resolveSandbox(options: ResolveSandboxOptions): Promise<Re
       },
     ]);
   const warning = `no sandbox: ${result.reason}; agents run unsandboxed`;
-  logger.warn({ reason: result.reason }, 'AGENT_SANDBOX=auto: the sandbox probe failed, agents run unsandboxed');
+  logger.warn(
+    { reason: result.reason },
+    'AGENT_SANDBOX=auto: the sandbox probe failed, agents run unsandboxed',
+  );
   return { sandbox: undefined, status: { mode, mechanism: 'off', warning } };
 }
