@@ -9,7 +9,7 @@ import { ConfigError } from '../src/errors.js';
 import { silentLogger } from '../src/log/logger.js';
 import { killTree } from '../src/process/killTree.js';
 import { ProcessTable } from '../src/process/ProcessTable.js';
-import { MARKER_VAR, readMarker, readProc, scanProcesses } from '../src/process/procfs.js';
+import { MARKER_VAR, readProc } from '../src/process/procfs.js';
 import { BwrapSandbox } from '../src/process/sandbox/BwrapSandbox.js';
 import { innermostPid } from '../src/process/sandbox/locateAgent.js';
 import { findBwrap, probeSandbox } from '../src/process/sandbox/probeSandbox.js';
@@ -284,12 +284,14 @@ describe.skipIf(noBwrap)('finding sandboxed processes after a crash', () => {
     }, 'every process of the tree to start');
     started.push(...members);
     const { reapOrphans } = await import('../src/pool/Reaper.js');
-    // The reaper sees only this test's processes: other suites on this machine also carry dead-owner markers.
-    const ns = namespaceMembers(s.agent.pid).map((p) => p.pid);
-    const table = new ProcessTable({
-      scan: () => scanProcesses().filter((p) => readMarker(p.pid) === s.marker || ns.includes(p.pid)),
+    // The reaper acts on this test's marker only: other suites on this machine also carry dead-owner markers.
+    const sessionId = s.marker.split(':')[4];
+    const reaped = await reapOrphans({
+      table: new ProcessTable(),
+      logger: silentLogger(),
+      graceMs: 200,
+      owns: (m) => m.sessionId === sessionId,
     });
-    const reaped = await reapOrphans({ table, logger: silentLogger(), graceMs: 200 });
     const mine = reaped.sessions.find((r) => r.marker === s.marker);
     expect(mine?.pids.length).toBeGreaterThanOrEqual(members.length);
     await expectAllGone([...members, ...s.infra], 2000);
