@@ -1,4 +1,5 @@
 import { splitMessage } from './splitMessage.js';
+import { streamPreview } from './streamPreview.js';
 import type { ThreadSink } from './ThreadSink.js';
 
 export interface ReplyStreamOptions {
@@ -10,7 +11,8 @@ export interface ReplyStreamOptions {
   readonly partLimit?: number;
 }
 
-const STREAM_TAIL = 1900;
+/** Characters of a message kept for the note under a preview (`-# ⏳ working…`, `-# (session ended: …)`). */
+const NOTE_ROOM = 100;
 
 /**
  * Streams one turn into one Discord message, edited at most every `editIntervalMs`, then replaces it with the
@@ -23,7 +25,8 @@ export class ReplyStream {
   private readonly maxParts: number;
   private readonly partLimit: number;
   private messageId: string | undefined;
-  private shown = '';
+  /** The preview the streaming message shows now, without its note. */
+  private preview = '';
   private lastEditAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> = Promise.resolve();
@@ -51,11 +54,12 @@ export class ReplyStream {
   private async refresh(): Promise<void> {
     if (this.done) return;
     const text = this.read();
-    const preview = text.length > STREAM_TAIL ? `…${text.slice(-STREAM_TAIL)}` : text;
-    const content = `${balanceFences(preview)}\n-# ⏳ working…`;
-    if (preview.trim() === '' || content === this.shown) return;
+    if (text.trim() === '') return;
+    const preview = streamPreview(text, this.partLimit - NOTE_ROOM);
+    if (preview === this.preview) return;
+    const content = `${preview}\n-# ⏳ working…`;
     this.lastEditAt = performance.now();
-    this.shown = content;
+    this.preview = preview;
     if (this.messageId === undefined) this.messageId = await this.sink.send(content);
     else await this.sink.edit(this.messageId, content);
   }
@@ -88,15 +92,9 @@ export class ReplyStream {
     this.timer = undefined;
     await this.inFlight;
     if (this.messageId !== undefined) {
-      const text = this.read() || this.shown;
-      const cut = text.length > STREAM_TAIL ? `…${text.slice(-STREAM_TAIL)}` : text;
-      await this.sink.edit(this.messageId, `${balanceFences(cut)}\n-# ${note}`.slice(0, this.partLimit));
+      const text = this.read();
+      const shown = text.trim() === '' ? this.preview : streamPreview(text, this.partLimit - NOTE_ROOM);
+      await this.sink.edit(this.messageId, `${shown}\n-# ${note.slice(0, NOTE_ROOM - 4)}`);
     }
   }
-}
-
-/** Closes a code fence left open by a cut, so a preview renders. */
-function balanceFences(text: string): string {
-  const fences = text.match(/^\s*```/gm)?.length ?? 0;
-  return fences % 2 === 1 ? `${text}\n\`\`\`` : text;
 }
