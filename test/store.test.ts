@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -36,16 +36,22 @@ const end = {
   lastOutput: 'bye',
 } as const;
 
+/** Every migration version shipped in migrations/, in order (other issues add theirs). */
+const SHIPPED = readdirSync(join(import.meta.dirname, '../migrations'))
+  .map((f) => /^(\d+)_/.exec(f)?.[1])
+  .filter((v): v is string => v !== undefined)
+  .map(Number)
+  .sort((a, b) => a - b);
+
 describe('Store', () => {
   it('creates the directory, uses WAL and applies migrations once', () => {
     const path = join(dir, 'nested', 'tw.db');
     new Store(path, { logger: silentLogger() }).close();
     const db = new Database(path);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM schema_migrations').all()).toEqual([
-      { version: 1 },
-      { version: 2 },
-    ]);
+    expect(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all()).toEqual(
+      SHIPPED.map((version) => ({ version })),
+    );
     expect(migrate(db, join(import.meta.dirname, '../migrations'))).toEqual([]);
     db.close();
   });
@@ -54,7 +60,7 @@ describe('Store', () => {
     const migrations = join(dir, 'migrations');
     cpSync(join(import.meta.dirname, '../migrations'), migrations, { recursive: true });
     const db = new Database(join(dir, 'm.db'));
-    expect(migrate(db, migrations)).toEqual([1, 2]);
+    expect(migrate(db, migrations)).toEqual(SHIPPED);
     writeFileSync(join(migrations, '100_extra.sql'), 'CREATE TABLE extra (x INTEGER);');
     writeFileSync(
       join(migrations, '101_broken.sql'),
@@ -62,7 +68,7 @@ describe('Store', () => {
     );
     expect(() => migrate(db, migrations)).toThrow(/no such table: nowhere/);
     const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all();
-    expect(versions).toEqual([{ version: 1 }, { version: 2 }, { version: 100 }]);
+    expect(versions).toEqual([...SHIPPED, 100].map((version) => ({ version })));
     expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'half'").all()).toEqual([]);
     db.close();
   });
@@ -117,5 +123,24 @@ describe('Store', () => {
     expect(store.pendingWrites).toBe(0);
     expect(store.history()[0]).toMatchObject({ id: 's1', endReason: 'reset' });
     store.close();
+  });
+});
+
+describe('Store: isolation', () => {
+  it('records which isolation a session ran under with its pid, in the same write', () => {
+    const d = mkdtempSync(join(tmpdir(), 'tw-iso-'));
+    try {
+      const store = new Store(join(d, 'tw.db'), { logger: silentLogger() });
+      store.insertSession(session('boxed'));
+      store.insertSession(session('bare'));
+      store.markSpawned('boxed', 4242, 99, undefined, Date.now(), 'bwrap');
+      store.markSpawned('bare', 4343, 98, undefined, Date.now(), 'off');
+      const rows = new Map(store.history().map((r) => [r.id, r]));
+      expect(rows.get('boxed')).toMatchObject({ pid: 4242, isolation: 'bwrap' });
+      expect(rows.get('bare')).toMatchObject({ pid: 4343, isolation: 'off' });
+      store.close();
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });

@@ -56,6 +56,8 @@ export interface SessionRow {
   readonly peakMemMb: number | null;
   readonly turns: number;
   readonly lastOutput: string | null;
+  /** 'bwrap' or 'off': what the agent ran under (null before it spawned). */
+  readonly isolation: string | null;
 }
 
 export interface HistoryQuery {
@@ -76,7 +78,7 @@ const COLUMNS = `id, thread_id AS threadId, channel_id AS channelId, user_id AS 
   pid, pid_start AS pidStart, marker, cwd, command, started_at AS startedAt, ready_at AS readyAt, ended_at AS endedAt,
   end_reason AS endReason, exit_code AS exitCode, exit_signal AS exitSignal, kill_signal AS killSignal, forced,
   pids_killed AS pidsKilled, teardown_ms AS teardownMs, peak_cpu AS peakCpu, peak_mem_mb AS peakMemMb, turns,
-  last_output AS lastOutput`;
+  last_output AS lastOutput, isolation`;
 
 /** Failed writes kept for replay while the disk is full or read-only; beyond this the oldest are dropped. */
 const MAX_PENDING_WRITES = 10_000;
@@ -114,7 +116,7 @@ export class Store {
           insert:
             db.prepare(`INSERT INTO sessions (id, thread_id, channel_id, user_id, instance_id, marker, cwd, command,
             started_at) VALUES (@id, @threadId, @channelId, @userId, @instanceId, @marker, @cwd, @command, @startedAt)`),
-          spawned: db.prepare('UPDATE sessions SET pid = ?, pid_start = ? WHERE id = ?'),
+          spawned: db.prepare('UPDATE sessions SET pid = ?, pid_start = ?, isolation = ? WHERE id = ?'),
           ready: db.prepare('UPDATE sessions SET ready_at = ? WHERE id = ?'),
           turn: db.prepare('UPDATE sessions SET turns = turns + 1 WHERE id = ?'),
           peaks: db.prepare(`UPDATE sessions SET peak_cpu = MAX(COALESCE(peak_cpu, 0), ?),
@@ -171,12 +173,19 @@ export class Store {
   }
 
   /** Records the agent's pid and the spawn event in one transaction (one fsync on the spawn path). */
-  markSpawned(id: string, pid: number, pidStart: number, detail?: unknown, at = Date.now()): void {
+  markSpawned(
+    id: string,
+    pid: number,
+    pidStart: number,
+    detail?: unknown,
+    at = Date.now(),
+    isolation: string | null = null,
+  ): void {
     const s = this.s;
     const json = detail === undefined ? null : JSON.stringify(detail);
     this.write(() =>
       this.db.transaction(() => {
-        s.spawned.run(pid, pidStart, id);
+        s.spawned.run(pid, pidStart, isolation, id);
         s.event.run(id, at, 'spawn', json);
       })(),
     );
