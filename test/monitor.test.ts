@@ -61,11 +61,13 @@ describe('ResourceMonitor with real agents', () => {
     expect(h.row(s.id)!.peakMemMb).toBeGreaterThan(200);
   });
 
-  it('ends a CPU spinner as cpu_limit once its turn has run past MAX_STUCK_MS', async () => {
+  it('ends a silent CPU spinner as cpu_limit once it has stayed above the limit for MAX_STUCK_MS', async () => {
     h = new PoolHarness();
     monitor = new ResourceMonitor({
       pool: h.pool,
-      config: limits({ maxCpuPercent: 50, maxStuckMs: 200 }),
+      // Well under one core: the spinner stays above it in every sample even on a loaded machine (the rule
+      // itself, sample by sample, is proven under a hand-moved clock in monitorCpuRule.test.ts).
+      config: limits({ maxCpuPercent: 20, maxStuckMs: 200 }),
       logger: silentLogger(),
       store: h.store,
     });
@@ -81,7 +83,7 @@ describe('ResourceMonitor with real agents', () => {
     expect(end.ms).toBeLessThan(2 * INTERVAL + 200 + 500 + 1000);
     await expectAllGone(tree);
     expect(await turn).toMatchObject({ reason: 'cpu_limit' });
-    expect(h.row(s.id)!.peakCpu).toBeGreaterThan(50);
+    expect(h.row(s.id)!.peakCpu).toBeGreaterThan(20);
   });
 
   it('ends a turn that stays silent past MAX_TURN_SILENCE_MS as stuck, and spares an idle session', async () => {

@@ -4,8 +4,9 @@ import type { EndReason } from '../endReasons.js';
 import type { Logger } from '../log/logger.js';
 import type { SessionPool } from '../pool/SessionPool.js';
 import { type MarkedProc, TreeIndex } from '../process/ProcessTable.js';
-import { CLOCK_TICKS } from '../process/procfs.js';
 import type { Store } from '../store/Store.js';
+import { PidusageSampler } from './PidusageSampler.js';
+import type { UsageSample, UsageSampler } from './UsageSampler.js';
 
 export type MonitorConfig = Pick<
   Config,
@@ -14,7 +15,10 @@ export type MonitorConfig = Pick<
 
 /** One session's tree as last sampled. */
 export interface SessionUsage {
-  /** CPU of the whole tree since the previous tick, percent of one core. */
+  /**
+   * CPU of the whole tree since the previous tick, percent of ONE core, summed over every process of the tree: a
+   * build keeping 8 cores busy reads 800.
+   */
   readonly cpu: number;
   /** Resident memory of the whole tree, MB. */
   readonly memMb: number;
@@ -34,24 +38,25 @@ export interface ResourceMonitorOptions {
   readonly logger: Logger;
   readonly store?: Store | undefined;
   readonly now?: () => number;
-  /** Bytes per memory page; 4096 on every Linux this runs on. */
-  readonly pageSize?: number;
+  /** Reads CPU and memory of the pids each tick found; default pidusage. */
+  readonly sampler?: UsageSampler;
 }
 
 interface Previous {
-  readonly ticks: Map<string, number>;
+  /** CPU ms by `pid:startTime`. */
+  readonly cpuMs: Map<string, number>;
   readonly at: number;
 }
 
 /**
- * Samples every session's whole tree once per interval from ONE /proc pass (the pool's shared ProcessTable,
- * which the tree kill also uses), and ends sessions over their limits: RSS over MAX_MEMORY_MB (`memory_limit`),
- * CPU over MAX_CPU_PERCENT while a turn has run longer than MAX_STUCK_MS (`cpu_limit`), or a turn silent for
- * longer than MAX_TURN_SILENCE_MS (`stuck`).
+ * Finds every session's whole tree once per interval from ONE /proc pass (the pool's shared ProcessTable, which
+ * the tree kill also uses), samples the pids found (pidusage by default), and ends sessions over their limits:
  *
- * CPU and RSS come from the same /proc/<pid>/stat read as the tree membership (utime + stime, rss) rather than
- * pidusage: pidusage would read the same files a second time per pid, and the tick must stay cheap at 200
- * sessions (~600 processes).
+ * - `memory_limit`: the tree's RSS over MAX_MEMORY_MB.
+ * - `cpu_limit`: the tree's CPU (percent of one core, summed over the tree) above MAX_CPU_PERCENT in EVERY sample
+ *   covering the last MAX_STUCK_MS, while a turn has run longer than MAX_STUCK_MS and the agent printed nothing
+ *   in that window. A parallel build at 800 % that keeps producing output is work, not a hang.
+ * - `stuck`: a turn silent for longer than MAX_TURN_SILENCE_MS.
  */
 export class ResourceMonitor {
   private readonly pool: SessionPool;
@@ -59,7 +64,9 @@ export class ResourceMonitor {
   private readonly log: Logger;
   private readonly store: Store | undefined;
   private readonly now: () => number;
-  private readonly pageMb: number;
+  private readonly sampler: UsageSampler;
+  /** Per session: start of the sampling interval that began the current run of over-limit CPU samples. */
+  private readonly cpuOverSince = new Map<string, number>();
   private readonly usageByThread = new Map<string, SessionUsage>();
   private readonly previous = new Map<string, Previous>();
   private readonly warned = new Map<string, Set<string>>();
@@ -75,7 +82,8 @@ export class ResourceMonitor {
     this.log = options.logger.child({ component: 'monitor' });
     this.store = options.store;
     this.now = options.now ?? Date.now;
-    this.pageMb = (options.pageSize ?? 4096) / (1024 * 1024);
+    this.sampler =
+      options.sampler ?? new PidusageSampler({ maxAgeMs: 3 * this.cfg.resourceCheckIntervalMs + 1000 });
     this.pool.on('sessionEnd', this.onSessionEnd);
   }
 
@@ -93,28 +101,34 @@ export class ResourceMonitor {
     return this.usageByThread.get(threadId);
   }
 
-  /** One pass: sample every live session and apply the limits. */
+  /** One pass: find every live session's tree, sample it, and apply the limits. */
   async tick(): Promise<TickResult> {
     const t0 = performance.now();
     const table = this.pool.table;
     const index = new TreeIndex(table.scan(table.timestamp()));
+    const sessions = this.pool.list();
+    const trees: { s: AgentSession; members: MarkedProc[] }[] = [];
+    for (const s of sessions) {
+      if (s.pid === undefined || s.state === 'closing' || s.state === 'closed') continue;
+      const members = index
+        .members({
+          pid: s.pidStartTime === undefined ? 0 : s.pid,
+          startTime: s.pidStartTime ?? -1,
+          marker: s.marker,
+        })
+        .filter((p) => p.state !== 'Z');
+      trees.push({ s, members });
+    }
+    // One batched read for every pid of every tree.
+    const samples = await this.sampler.sample(trees.flatMap((t) => t.members));
     const at = this.now();
     const ended: { threadId: string; reason: EndReason }[] = [];
     let processes = 0;
-    const sessions = this.pool.list();
-    for (const s of sessions) {
-      if (
-        s.pid === undefined ||
-        s.pidStartTime === undefined ||
-        s.state === 'closing' ||
-        s.state === 'closed'
-      )
-        continue;
-      const members = index
-        .members({ pid: s.pid, startTime: s.pidStartTime, marker: s.marker })
-        .filter((p) => p.state !== 'Z');
-      processes += members.length;
-      const usage = this.sample(s, members, at);
+    for (const { s, members } of trees) {
+      if (this.closed || s.state === 'closing' || s.state === 'closed') continue;
+      const present = members.filter((m) => samples.has(m.pid));
+      processes += present.length;
+      const usage = this.sample(s, present, samples, at);
       this.usageByThread.set(s.threadId, usage);
       const reason = this.verdict(s, usage, at);
       if (reason) {
@@ -137,35 +151,43 @@ export class ResourceMonitor {
     this.timer = undefined;
   }
 
-  private sample(s: AgentSession, members: readonly MarkedProc[], at: number): SessionUsage {
-    const ticks = new Map<string, number>();
-    let cpuTicks = 0;
-    let rssPages = 0;
+  private sample(
+    s: AgentSession,
+    members: readonly MarkedProc[],
+    samples: ReadonlyMap<number, UsageSample>,
+    at: number,
+  ): SessionUsage {
+    const memMb = members.reduce((n, p) => n + (samples.get(p.pid)?.rssBytes ?? 0), 0) / (1024 * 1024);
+    const pids = members.map((m) => m.pid);
     const prev = this.previous.get(s.id);
     // /proc counts CPU in 10 ms ticks: over a shorter window the rate is noise, so keep the last figure and baseline.
     const last = this.usageByThread.get(s.threadId);
-    if (prev && last && at - prev.at < 100) {
-      const memMb = members.reduce((n, p) => n + p.rssPages, 0) * this.pageMb;
-      return { cpu: last.cpu, memMb, pids: members.map((m) => m.pid) };
-    }
+    if (prev && last && at - prev.at < 100) return { cpu: last.cpu, memMb, pids };
+    const cpuMs = new Map<string, number>();
+    let usedMs = 0;
     for (const p of members) {
       const key = `${p.pid}:${p.startTime}`;
-      ticks.set(key, p.cpuTicks);
+      const now = samples.get(p.pid)?.cpuMs ?? 0;
+      cpuMs.set(key, now);
       // A process new since the last tick counts from zero; the first tick only sets the baseline.
-      cpuTicks += prev ? p.cpuTicks - (prev.ticks.get(key) ?? 0) : 0;
-      rssPages += p.rssPages;
+      if (prev) usedMs += now - (prev.cpuMs.get(key) ?? 0);
     }
-    this.previous.set(s.id, { ticks, at });
-    const seconds = prev ? (at - prev.at) / 1000 : 0;
-    const cpu = seconds > 0 ? Math.max(0, (cpuTicks / CLOCK_TICKS / seconds) * 100) : 0;
-    const memMb = rssPages * this.pageMb;
+    this.previous.set(s.id, { cpuMs, at });
+    const windowMs = prev ? at - prev.at : 0;
+    const cpu = windowMs > 0 ? Math.max(0, (usedMs / windowMs) * 100) : 0;
+    if (prev) {
+      // A run of over-limit samples starts where the first one's measuring interval started.
+      if (cpu > this.cfg.maxCpuPercent) {
+        if (!this.cpuOverSince.has(s.id)) this.cpuOverSince.set(s.id, prev.at);
+      } else this.cpuOverSince.delete(s.id);
+    }
     const peak = this.peaks.get(s.id) ?? { cpu: 0, mem: 0 };
     if (cpu > peak.cpu || memMb > peak.mem) {
       const next = { cpu: Math.max(cpu, peak.cpu), mem: Math.max(memMb, peak.mem) };
       this.peaks.set(s.id, next);
       this.store?.recordPeaks(s.id, Math.round(next.cpu * 10) / 10, Math.round(next.mem * 10) / 10);
     }
-    return { cpu, memMb, pids: members.map((m) => m.pid) };
+    return { cpu, memMb, pids };
   }
 
   private verdict(s: AgentSession, u: SessionUsage, at: number): EndReason | undefined {
@@ -179,7 +201,10 @@ export class ResourceMonitor {
     this.warnOnce(s, 'cpu', u.cpu > c.maxCpuPercent, { cpu: Math.round(u.cpu), limit: c.maxCpuPercent });
     this.warnOnce(s, 'silence', silentMs > c.maxTurnSilenceMs / 2, { silentMs, limit: c.maxTurnSilenceMs });
     if (u.memMb > c.maxMemoryMb) return 'memory_limit';
-    if (u.cpu > c.maxCpuPercent && turnMs > c.maxStuckMs) return 'cpu_limit';
+    const overSince = this.cpuOverSince.get(s.id);
+    const overMs = overSince === undefined ? 0 : at - overSince;
+    // Sustained: every sample over the whole window was above the limit, and the turn said nothing meanwhile.
+    if (turnMs > c.maxStuckMs && overMs >= c.maxStuckMs && silentMs >= c.maxStuckMs) return 'cpu_limit';
     if (silentMs > c.maxTurnSilenceMs) return 'stuck';
     return undefined;
   }
@@ -200,6 +225,7 @@ export class ResourceMonitor {
 
   private forget(s: AgentSession): void {
     this.previous.delete(s.id);
+    this.cpuOverSince.delete(s.id);
     this.warned.delete(s.id);
     this.peaks.delete(s.id);
     if (this.pool.get(s.threadId) === undefined) this.usageByThread.delete(s.threadId);
