@@ -18,6 +18,9 @@ export class Metrics {
   private readonly teardown: Histogram;
   private readonly reaped: Counter;
   private readonly rateLimited: Counter<'route'>;
+  private readonly credits: Counter;
+  /** Context window filled at the last turn, percent, per live session's thread. */
+  private readonly contextPercent = new Map<string, number>();
 
   constructor(pool: SessionPool, usage: (threadId: string) => SessionUsage | undefined) {
     const registers = [this.registry];
@@ -103,9 +106,27 @@ export class Metrics {
       labelNames: ['route'],
       registers,
     });
+    this.credits = new Counter({
+      name: 'threadwarden_credits_total',
+      help: 'Credits the agents reported using (kiro _kiro.dev/metadata), all sessions since start',
+      registers,
+    });
+    const context = this.contextPercent;
+    new Gauge({
+      name: 'threadwarden_session_context_percent',
+      help: "A session's context window filled at its last turn, percent (as the agent reported it)",
+      labelNames: ['thread_id'],
+      registers,
+      collect() {
+        this.reset();
+        const live = new Set(pool.list().map((s) => s.threadId));
+        for (const [threadId, pct] of context) if (live.has(threadId)) this.set({ thread_id: threadId }, pct);
+      },
+    });
     pool.on('sessionStart', (s) => this.watch(s));
     pool.on('sessionEnd', (_s, result) => {
       this.ended.inc({ reason: result.reason });
+      this.contextPercent.delete(_s.threadId);
       if (result.kill.signal !== 'none') this.teardown.observe(result.kill.durationMs / 1000);
       this.reaped.inc(result.kill.pids.length);
     });
@@ -122,6 +143,14 @@ export class Metrics {
   /** Processes the orphan reaper killed at start-up or on `threadwarden reap`. */
   recordReaped(count: number): void {
     this.reaped.inc(count);
+  }
+
+  /** One turn's usage as the agent reported it; figures it did not report, or that are not numbers, are skipped. */
+  recordUsage(threadId: string, usage: { credits?: number; contextPercent?: number }): void {
+    const { credits, contextPercent } = usage;
+    if (credits !== undefined && Number.isFinite(credits) && credits > 0) this.credits.inc(credits);
+    if (contextPercent !== undefined && Number.isFinite(contextPercent) && contextPercent >= 0)
+      this.contextPercent.set(threadId, contextPercent);
   }
 
   recordRateLimit(route: string): void {
