@@ -29,7 +29,8 @@ const HELP: Record<string, string> = {
     'Usage: threadwarden status [--json]\n\nReads GET /health of the running bot (HTTP_HOST:HTTP_PORT).\nExit 0 healthy, 1 unhealthy, 2 not running.',
   history: `Usage: threadwarden history [--thread ID] [--reason R] [--since 24h] [--limit N] [--json]
 
-Lists sessions from DATABASE_PATH, newest first.
+Lists sessions from DATABASE_PATH, newest first, with the credits each session's agent reported and the
+thread's total over all its sessions.
   --thread ID    only this thread
   --reason R     only sessions that ended for R (${END_REASONS.join(', ')})
   --since D      only sessions started within D (e.g. 90s, 30m, 24h, 7d)
@@ -111,8 +112,17 @@ async function history(argv: string[]): Promise<number> {
       ...(values.since !== undefined && { since: Date.now() - parseDuration(values.since) }),
       limit,
     });
+    const usage = store.usageOfThreads(rows.map((r) => r.threadId));
+    const credits = (r: (typeof rows)[number]) => usage.bySession.get(r.id)?.credits ?? 0;
+    const threadCredits = (r: (typeof rows)[number]) => usage.byThread.get(r.threadId)?.credits ?? 0;
     if (values.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      const withUsage = rows.map((r) => ({
+        ...r,
+        credits: credits(r),
+        threadCredits: threadCredits(r),
+        contextPercent: usage.bySession.get(r.id)?.lastContextPercent ?? null,
+      }));
+      process.stdout.write(`${JSON.stringify(withUsage, null, 2)}\n`);
       return 0;
     }
     const table = rows.map((r) => ({
@@ -125,12 +135,19 @@ async function history(argv: string[]): Promise<number> {
       kill: r.killSignal ? `${r.killSignal}${r.forced ? ' (forced)' : ''}` : '-',
       teardown: r.teardownMs === null ? '-' : `${Math.round(r.teardownMs)}ms`,
       pids: r.pidsKilled ? (JSON.parse(r.pidsKilled) as number[]).length : 0,
+      credits: formatCredits(credits(r)),
+      'thread credits': formatCredits(threadCredits(r)),
     }));
     process.stdout.write(formatTable(table));
     return 0;
   } finally {
     store.close();
   }
+}
+
+/** Credits as a short figure: `-` for none (the classic transport reports no usage). */
+function formatCredits(n: number): string {
+  return n === 0 ? '-' : n >= 10 ? n.toFixed(1) : n.toFixed(2);
 }
 
 /** Plain aligned columns; empty input prints a note instead. */

@@ -74,12 +74,18 @@ describe('threadwarden CLI', () => {
         lastOutput: undefined,
       });
     });
+    store.recordEvent('s0', 'turn_end', { turnId: 1, usage: { credits: 0.5, contextPercent: 12 } });
+    store.recordEvent('s0', 'turn_end', { turnId: 2, usage: { credits: 0.25, contextPercent: 30 } });
     store.close();
     const json = cli(['history', '--json']);
     expect(json.status).toBe(0);
     const rows = JSON.parse(json.stdout) as { endReason: string; threadId: string }[];
     expect(rows.map((r) => r.endReason)).toEqual(['crashed', 'idle_ttl', 'archived']);
+    expect(rows.at(-1)).toMatchObject({ credits: 0.75, threadCredits: 0.75, contextPercent: 30 });
+    expect(rows[0]).toMatchObject({ credits: 0, threadCredits: 0, contextPercent: null });
     const table = cli(['history']);
+    expect(table.stdout.split('\n')[0]).toMatch(/credits {2}thread credits$/);
+    expect(table.stdout).toMatch(/0\.75 +0\.75\n$/);
     expect(table.stdout).toMatch(/reason/);
     expect(table.stdout).toContain('SIGTERM (forced)');
     const filtered = JSON.parse(cli(['history', '--json', '--reason', 'idle_ttl']).stdout) as unknown[];

@@ -1,12 +1,15 @@
 import type { APIEmbed } from 'discord-api-types/v10';
 import type { AgentSession } from '../agent/AgentSession.js';
 import { END_REASONS, type EndReason } from '../endReasons.js';
+import type { UsageSums } from '../store/usageQueries.js';
 
 export interface PoolStatusInput {
   readonly sessions: readonly AgentSession[];
   readonly max: number;
   readonly ended: Partial<Record<EndReason, number>>;
   readonly usage: (threadId: string) => { cpu: number; memMb: number } | undefined;
+  /** Recorded usage per session and per thread (credits, last context figure); absent: not shown. */
+  readonly totals?: UsageSums | undefined;
   readonly limits: { idleTtlMs: number; maxCpuPercent: number; maxMemoryMb: number; maxStuckMs: number };
   readonly now: number;
 }
@@ -19,6 +22,20 @@ export function formatDuration(ms: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+function credits(n: number): string {
+  return n >= 10 ? n.toFixed(1) : n.toFixed(2);
+}
+
+/** `0.75 credits (thread 1.75)`, `ctx 30%`: only what was recorded. */
+function usageCells(totals: UsageSums | undefined, sessionId: string, threadId: string): string[] {
+  const session = totals?.bySession.get(sessionId);
+  const thread = totals?.byThread.get(threadId);
+  if (!session || !thread || thread.turnsWithUsage === 0) return [];
+  const cells = [`${credits(session.credits)} credits (thread ${credits(thread.credits)})`];
+  if (session.lastContextPercent !== null) cells.push(`ctx ${Math.round(session.lastContextPercent)}%`);
+  return cells;
 }
 
 /** The /pool-status embed: one line per live session, end counts since start, the limits in force. */
@@ -36,6 +53,7 @@ export function poolStatusEmbed(input: PoolStatusInput): APIEmbed {
       u ? `${Math.round(u.memMb)} MB` : 'mem -',
       `up ${formatDuration(input.now - s.startedAt)}`,
       `idle ${formatDuration(input.now - s.lastActivityAt)}`,
+      ...usageCells(input.totals, s.id, s.threadId),
     ].join(' · ');
     if (size + line.length + 1 > MAX_DESCRIPTION) {
       omitted++;

@@ -5,6 +5,7 @@ import type { EndReason } from '../endReasons.js';
 import type { Logger } from '../log/logger.js';
 import { packageRoot } from '../paths.js';
 import { migrate } from './migrate.js';
+import { type UsageSums, usageOfThreads } from './usageQueries.js';
 
 export interface NewSession {
   readonly id: string;
@@ -263,6 +264,11 @@ export class Store {
     const sql = `SELECT ${COLUMNS} FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY started_at DESC, rowid DESC LIMIT @limit`;
     return this.db.prepare(sql).all(params) as SessionRow[];
+  }
+
+  /** Recorded usage (credits, context) per session and per thread, for the given threads. */
+  usageOfThreads(threadIds: readonly string[]): UsageSums {
+    return usageOfThreads(this.db, threadIds);
   }
 
   events(sessionId: string): { at: number; kind: string; detail: unknown }[] {
