@@ -9,6 +9,7 @@ import { fakeKiroPath } from '../src/paths.js';
 import { type PoolConfig, SessionPool } from '../src/pool/SessionPool.js';
 import { ProcessTable } from '../src/process/ProcessTable.js';
 import { isAlive, MARKER_VAR, readProc, scanProcesses } from '../src/process/procfs.js';
+import { SessionRecorder } from '../src/store/SessionRecorder.js';
 import { Store } from '../src/store/Store.js';
 
 export const PROMPT_BYTES = '[default]\x1b[35m> ';
@@ -60,10 +61,10 @@ export function makePool(overrides: Partial<PoolConfig> = {}, table = new Proces
       ...overrides,
     },
     logger: silentLogger(),
-    store,
     table,
     env: AGENT_ENV,
   });
+  new SessionRecorder({ pool, store });
   return { pool, store, table, root };
 }
 

@@ -4,7 +4,9 @@ export type ThreadwardenErrorCode =
   | 'POOL_FULL'
   | 'SPAWN_FAILED'
   | 'SESSION_CLOSED'
-  | 'INVALID_THREAD_ID';
+  | 'INVALID_THREAD_ID'
+  | 'UNSUPPORTED'
+  | 'AGENT_ERROR';
 
 export class ThreadwardenError extends Error {
   readonly code: ThreadwardenErrorCode;

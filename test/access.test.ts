@@ -143,7 +143,9 @@ describe('access matrix end to end', () => {
     if (who === 'mallory') {
       expect(response.data).toMatchObject({ content: expect.stringContaining('not allowed'), flags: 64 });
       expect(h.app.pool.get(aliceThread)!.pendingPermission).toBeDefined();
-      h.app.pool.get(aliceThread)!.answerPermission('deny');
+      const s = h.app.pool.get(aliceThread)!;
+      const q = s.pendingPermission!;
+      s.answerPermission(q.requestId, q.options.find((o) => o.kind === 'reject_once')!.optionId);
     } else {
       expect(response.type).toBe(7);
     }

@@ -146,7 +146,7 @@ describe('ResourceMonitor warnings', () => {
     expect(u.pids).toContain(s.pid);
     expect(u.pids.length).toBeGreaterThanOrEqual(2);
     expect(u.memMb).toBeGreaterThan(10);
-    s.interrupt();
+    s.cancel();
     await turn;
     expect(s.state).toBe('idle');
   });

@@ -70,18 +70,23 @@ describe('AgentSession with the fake kiro-cli in a real pty', () => {
   it('surfaces the permission prompt and writes the answer', async () => {
     h = new PoolHarness();
     const s = await h.pool.acquire(threadId());
-    const asked = new Promise<string>((resolve) => s.once('permission', (p) => resolve(p.text)));
+    const asked = new Promise<string>((resolve) => s.once('permission', (p) => resolve(p.title)));
     const turn = s.prompt('fake:permission');
     expect(await asked).toContain('[y/n/t]:');
-    expect(s.pendingPermission).toContain('Allow this action?');
-    expect(s.answerPermission('allow')).toBe(true);
-    expect(s.answerPermission('allow')).toBe(false);
+    const q = s.pendingPermission!;
+    expect(q.title).toContain('Allow this action?');
+    expect(q.options.map((o) => o.kind)).toEqual(['allow_once', 'allow_always', 'reject_once']);
+    const allow = q.options.find((o) => o.kind === 'allow_once')!.optionId;
+    expect(s.answerPermission(q.requestId, allow)).toBe(true);
+    expect(s.answerPermission(q.requestId, allow)).toBe(false);
     const r = await turn;
     expect(r.text).toContain('Ran pwd');
     const denied = new Promise<void>((resolve) => s.once('permission', () => resolve()));
     const turn2 = s.prompt('fake:permission');
     await denied;
-    s.answerPermission('deny');
+    const q2 = s.pendingPermission!;
+    expect(s.answerPermission(q2.requestId, 'not-an-option')).toBe(false);
+    s.answerPermission(q2.requestId, q2.options.find((o) => o.kind === 'reject_once')!.optionId);
     expect((await turn2).text).toContain('Tool use was denied.');
   });
 
@@ -90,7 +95,7 @@ describe('AgentSession with the fake kiro-cli in a real pty', () => {
     const s = await h.pool.acquire(threadId());
     const turn = s.prompt('fake:hang');
     await waitFor(() => s.state === 'busy' && s.currentTurnId === 1, 'the turn to start');
-    expect(s.interrupt()).toBe(true);
+    expect(s.cancel()).toBe(true);
     const r = await turn;
     expect(r.cancelled).toBe(true);
     expect(s.state).toBe('idle');

@@ -1,46 +1,55 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import * as pty from 'node-pty';
 import type { EndReason } from '../endReasons.js';
 import { SessionClosedError, SpawnFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type KillResult, killTree } from '../process/killTree.js';
 import type { ProcessTable } from '../process/ProcessTable.js';
-import { readProc } from '../process/procfs.js';
-import type { Store } from '../store/Store.js';
-import type { AgentProfile } from './AgentProfile.js';
+import { type AgentProcess, type SpawnWrapper, spawnAgent } from '../process/spawnAgent.js';
 import { resolveExecutable } from './resolveExecutable.js';
-import { sanitizeInput } from './sanitize.js';
-import { type ScreenState, TurnReader } from './TurnReader.js';
+import type { ReadyInfo, Transport, TransportSink, TurnEnd } from './Transport.js';
+import type {
+  AgentProtocol,
+  Choices,
+  CloseResult,
+  PermissionRequest,
+  PromptCapabilities,
+  PromptInput,
+  ResumeOutcome,
+  SessionState,
+  ToolCallInfo,
+  TurnResult,
+  TurnUsage,
+} from './types.js';
 
-export type SessionState = 'starting' | 'idle' | 'busy' | 'closing' | 'closed';
-
-export interface TurnResult {
-  readonly turnId: number;
-  readonly text: string;
-  readonly durationMs: number;
-  /** True when the turn was interrupted (Ctrl-C) before the agent finished. */
-  readonly cancelled: boolean;
-}
-
-export interface CloseResult {
-  readonly reason: EndReason;
-  readonly kill: KillResult;
-  readonly exitCode: number | undefined;
-  readonly exitSignal: number | undefined;
-  /** The agent's last lines, for telling the user what happened. */
-  readonly lastOutput: string;
-}
-
-export type PermissionAnswer = 'allow' | 'deny' | 'always';
+export type {
+  CloseResult,
+  PermissionRequest,
+  PromptInput,
+  SessionState,
+  TurnResult,
+} from './types.js';
 
 export interface AgentSessionEvents {
   state: [SessionState];
-  /** Agent output arrived; call `partial()` to read the turn so far. Fired per pty chunk: keep handlers cheap. */
+  /** The process is running (pid known); fired inside `start()`. */
+  spawned: [{ pid: number; pidStartTime: number | undefined; command: readonly string[] }];
+  /** The agent took its first turn's worth of setup (prompt shown / ACP session created). */
+  ready: [{ ms: number }];
+  /** Agent output arrived for the running turn; call `partial()` to read it. Fired per chunk: keep handlers cheap. */
   activity: [];
   turnStart: [{ turnId: number; text: string }];
   turnEnd: [TurnResult];
-  permission: [{ turnId: number; text: string }];
+  tool: [ToolCallInfo & { turnId: number }];
+  permission: [PermissionRequest];
+  permissionResolved: [{ requestId: string; optionId: string }];
+  usage: [TurnUsage & { turnId: number }];
+  /** After an attempt to continue the thread's earlier conversation (ACP session/load or its fallback). */
+  resumed: [ResumeOutcome];
+  /** Models or modes changed. */
+  choices: [];
+  /** A cancel was sent for the running turn. */
+  cancel: [{ turnId: number }];
   closed: [CloseResult];
 }
 
@@ -53,23 +62,21 @@ export interface AgentSessionOptions {
   readonly marker: string;
   /** The agent executable (KIRO_CLI_PATH), resolved against the agent's PATH. */
   readonly command: string;
+  /** Configured arguments (KIRO_ARGS); the transport appends its own. */
   readonly args: readonly string[];
   readonly cwd: string;
   /** The agent's whole environment (already filtered through the allowlist). */
   readonly env: Readonly<Record<string, string>>;
-  readonly profile: AgentProfile;
+  /** The conversation: ACP or classic. */
+  readonly transport: Transport;
   readonly table: ProcessTable;
   readonly logger: Logger;
-  readonly store?: Store | undefined;
   /** SIGTERM to SIGKILL grace, ms. */
   readonly killGraceMs: number;
-  /** Give up when no prompt appears this long after spawn, ms. */
+  /** Give up when the agent is not ready this long after spawn, ms. */
   readonly spawnTimeoutMs: number;
-  /** Fallback end of turn: this long without output while the last line on screen is a prompt, ms. */
-  readonly turnQuietMs: number;
-  readonly maxTurnChars?: number;
-  readonly cols?: number;
-  readonly rows?: number;
+  /** The sandbox's hook on the spawn path. */
+  readonly spawnWrapper?: SpawnWrapper | undefined;
   readonly now?: () => number;
 }
 
@@ -79,53 +86,46 @@ export interface PromptHooks {
 }
 
 interface QueuedTurn {
-  readonly text: string;
+  readonly input: PromptInput;
   readonly hooks: PromptHooks;
   readonly resolve: (r: TurnResult) => void;
   readonly reject: (e: Error) => void;
 }
 
-/** Pause the pty when this many bytes wait to be parsed; resume below the low mark. Bounds memory under a flood. */
-const HIGH_WATER = 512 * 1024;
-const LOW_WATER = 64 * 1024;
-
 /**
- * One agent in one pseudo-terminal for one Discord thread. Turns are queued and run one at a time; the end of a
- * turn is the profile's prompt coming back. `close(reason)` is the only way out and kills the whole tree.
+ * One agent process for one Discord thread: the lifecycle (spawn, ready, a queue of turns run one at a time,
+ * one idempotent close that kills the whole tree) and the events. The conversation itself is the transport's.
  */
 export class AgentSession extends EventEmitter<AgentSessionEvents> {
   readonly id: string;
   readonly threadId: string;
   readonly channelId: string | undefined;
   readonly userId: string | undefined;
+  readonly instanceId: string;
   readonly marker: string;
   readonly cwd: string;
   readonly startedAt: number;
-  /** Resolves when the agent first shows its prompt; rejects with SpawnFailedError or SessionClosedError. */
+  /** File and arguments as configured plus the transport's own. */
+  readonly command: readonly string[];
+  readonly protocol: AgentProtocol;
+  /** Resolves when the agent is ready for turns; rejects with SpawnFailedError or SessionClosedError. */
   readonly ready: Promise<void>;
 
   private readonly opts: AgentSessionOptions;
+  private readonly transport: Transport;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly reader: TurnReader;
   private readonly queue: QueuedTurn[] = [];
-  private proc: pty.IPty | undefined;
-  private pidStart: number | undefined;
+  private proc: AgentProcess | undefined;
   private _state: SessionState = 'starting';
-  private current: (QueuedTurn & { turnId: number; startedAt: number; cancelled: boolean }) | undefined;
+  private current: (QueuedTurn & { turnId: number; startedAt: number; usage?: TurnUsage }) | undefined;
   private turnCounter = 0;
-  private pendingPermissionText: string | undefined;
   private closing: Promise<CloseResult> | undefined;
   private endReason: EndReason | undefined;
   private exitInfo: { exitCode: number; signal: number | undefined } | undefined;
   private exitWaiters: (() => void)[] = [];
   private fatalMessage: string | undefined;
-  private pendingBytes = 0;
-  /** The last output write to the terminal; exit handling waits for it so no output is lost. */
-  private lastParse: Promise<unknown> = Promise.resolve();
-  private paused = false;
   private spawnTimer: NodeJS.Timeout | undefined;
-  private quietTimer: NodeJS.Timeout | undefined;
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
   private disposables: { dispose(): void }[] = [];
@@ -137,23 +137,21 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   constructor(options: AgentSessionOptions) {
     super();
     this.opts = options;
+    this.transport = options.transport;
+    this.protocol = options.transport.protocol;
     this.id = options.sessionId;
     this.threadId = options.threadId;
     this.channelId = options.channelId;
     this.userId = options.userId;
+    this.instanceId = options.instanceId;
     this.marker = options.marker;
     this.cwd = options.cwd;
+    this.command = [options.command, ...options.args, ...options.transport.extraArgs()];
     this.now = options.now ?? Date.now;
     this.startedAt = this.now();
     this.lastActivityAt = this.startedAt;
     this.lastOutputAt = this.startedAt;
     this.log = options.logger.child({ threadId: options.threadId, sessionId: options.sessionId });
-    this.reader = new TurnReader(options.profile, {
-      ...(options.cols !== undefined && { cols: options.cols }),
-      ...(options.rows !== undefined && { rows: options.rows }),
-      ...(options.maxTurnChars !== undefined && { maxTurnChars: options.maxTurnChars }),
-    });
-    this.reader.onReply = (data) => this.proc?.write(data);
     this.ready = new Promise<void>((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -166,13 +164,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     return this._state;
   }
 
-  /** The pty child's pid (the agent wrapper), once spawned. */
+  /** The spawned agent's pid (a session leader), once spawned. */
   get pid(): number | undefined {
     return this.proc?.pid;
   }
 
   get pidStartTime(): number | undefined {
-    return this.pidStart;
+    return this.proc?.startTime;
   }
 
   /** Id of the running turn, or undefined when no turn runs. */
@@ -186,8 +184,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   /** The permission question the agent waits on, if any. */
-  get pendingPermission(): string | undefined {
-    return this.pendingPermissionText;
+  get pendingPermission(): PermissionRequest | undefined {
+    return this.transport.pendingPermission;
   }
 
   /** Messages waiting behind the running turn. */
@@ -199,105 +197,120 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     return this.endReason;
   }
 
+  /** ACP session id, once known. */
+  get agentSessionId(): string | undefined {
+    return this.transport.agentSessionId;
+  }
+
+  get promptCapabilities(): PromptCapabilities {
+    return this.transport.promptCapabilities;
+  }
+
+  models(): Choices | undefined {
+    return this.transport.models();
+  }
+
+  modes(): Choices | undefined {
+    return this.transport.modes();
+  }
+
   /** Spawns the agent. Failures (missing executable, spawn error) close the session as `spawn_failed`. */
   start(): this {
     const o = this.opts;
-    const command = [o.command, ...o.args];
-    o.store?.insertSession({
-      id: this.id,
-      threadId: this.threadId,
-      channelId: this.channelId,
-      userId: this.userId,
-      instanceId: o.instanceId,
-      marker: this.marker,
-      cwd: this.cwd,
-      command,
-      startedAt: this.startedAt,
-    });
     const file = resolveExecutable(o.command, o.env.PATH, this.cwd);
     if (!file) {
       this.fatalMessage = `The agent executable \`${o.command}\` was not found or is not executable on the bot host (set KIRO_CLI_PATH, or install kiro-cli).`;
       void this.close('spawn_failed');
       return this;
     }
+    const t = this.transport;
     try {
       mkdirSync(this.cwd, { recursive: true });
-      this.proc = pty.spawn(file, [...o.args], {
-        name: 'xterm-256color',
-        cols: this.reader.cols,
-        rows: this.reader.rows,
-        cwd: this.cwd,
-        env: { ...o.env },
-      });
+      this.proc = spawnAgent(
+        {
+          file,
+          args: this.command.slice(1),
+          cwd: this.cwd,
+          env: o.env,
+          mode: t.mode,
+          ...(t.cols !== undefined && { cols: t.cols }),
+          ...(t.rows !== undefined && { rows: t.rows }),
+        },
+        o.spawnWrapper,
+      );
     } catch (err) {
       this.fatalMessage = `The agent could not be started: ${(err as Error).message}`;
       this.log.error({ err }, 'spawn failed');
       void this.close('spawn_failed');
       return this;
     }
-    const pid = this.proc.pid;
-    this.pidStart = readProc(pid)?.startTime;
-    this.log.info({ pid, command }, 'agent spawned');
-    o.store?.markSpawned(this.id, pid, this.pidStart ?? 0, { pid, command, cwd: this.cwd });
-    this.disposables.push(
-      this.proc.onData((data) => this.onData(data)),
-      this.proc.onExit(({ exitCode, signal }) => this.onExit(exitCode, signal)),
-    );
+    const proc = this.proc;
+    this.log.info({ pid: proc.pid, command: this.command, mode: proc.mode }, 'agent spawned');
+    this.emit('spawned', { pid: proc.pid, pidStartTime: proc.startTime, command: this.command });
+    this.disposables.push(proc.onExit(({ exitCode, signal }) => this.onExit(exitCode, signal)));
     this.spawnTimer = setTimeout(() => {
       if (this._state !== 'starting') return;
-      this.fatalMessage = `The agent did not show its prompt within ${o.spawnTimeoutMs} ms.`;
+      this.fatalMessage = t.timeoutMessage(o.spawnTimeoutMs);
       void this.close('spawn_failed');
     }, o.spawnTimeoutMs);
     this.spawnTimer.unref();
+    t.attach(proc, this.sink());
     return this;
   }
 
-  /** Queues a message as a turn; resolves with the reply when the agent's prompt returns. */
-  prompt(text: string, hooks: PromptHooks = {}): Promise<TurnResult> {
+  /** Queues a message as a turn; resolves with the reply when the agent ends the turn. */
+  prompt(input: PromptInput | string, hooks: PromptHooks = {}): Promise<TurnResult> {
+    const message: PromptInput = typeof input === 'string' ? { text: input } : input;
     if (this.closing)
       return Promise.reject(new SessionClosedError(this.endReason ?? 'closing', '', { delivered: false }));
-    if (sanitizeInput(text).trim() === '')
+    if (message.text.replace(/[\p{Cc}\s]/gu, '') === '' && !message.attachments?.length)
       return Promise.reject(new TypeError('an empty message is not a turn'));
     this.lastActivityAt = this.now();
     return new Promise<TurnResult>((resolve, reject) => {
-      this.queue.push({ text, hooks, resolve, reject });
+      this.queue.push({ input: message, hooks, resolve, reject });
       if (this._state === 'idle') this.startNextTurn();
     });
   }
 
   /** The running turn's reply so far (for streaming), or '' when idle. */
   partial(): string {
-    return this.current ? this.reader.partial() : '';
+    return this.current ? this.transport.partial() : '';
   }
 
-  /** Sends Ctrl-C to cancel the running turn. Returns false when no turn runs. */
-  interrupt(): boolean {
-    if (!this.current || !this.proc || this.closing) return false;
-    this.current.cancelled = true;
-    this.pendingPermissionText = undefined;
-    this.proc.write(this.opts.profile.interrupt);
-    this.opts.store?.recordEvent(this.id, 'interrupt', { turnId: this.current.turnId });
+  /** Cancels the running turn (ACP: session/cancel; classic: Ctrl-C). Returns false when no turn runs. */
+  cancel(): boolean {
+    const turn = this.current;
+    if (!turn || !this.proc || this.closing) return false;
+    if (!this.transport.cancel()) return false;
+    this.emit('cancel', { turnId: turn.turnId });
     return true;
   }
 
-  /** Answers the permission prompt. Returns false when no prompt is pending (it expired or was answered). */
-  answerPermission(answer: PermissionAnswer): boolean {
-    if (!this.pendingPermissionText || !this.proc || this.closing) return false;
-    this.pendingPermissionText = undefined;
+  /** Answers an open permission question. False when it is not open any more (expired, answered, unknown option). */
+  answerPermission(requestId: string, optionId: string): boolean {
+    if (!this.proc || this.closing) return false;
+    if (!this.transport.answerPermission(requestId, optionId)) return false;
     this.lastActivityAt = this.now();
-    this.reader.skipEcho(1);
-    this.proc.write(this.opts.profile.answers[answer] + this.opts.profile.submit);
-    this.opts.store?.recordEvent(this.id, 'permission_answer', { answer });
     return true;
+  }
+
+  /** Switches the model (ACP session/set_model). Throws a ThreadwardenError with a user-readable message. */
+  setModel(id: string): Promise<void> {
+    return this.transport.setModel(id);
+  }
+
+  /** Switches the mode / agent (ACP session/set_mode). */
+  setMode(id: string): Promise<void> {
+    return this.transport.setMode(id);
   }
 
   /** The agent's recent output, for error messages. */
   recentOutput(): string {
-    return this.reader.recentOutput();
+    return this.transport.recentOutput();
   }
 
   /**
-   * Ends the session: rejects queued turns, kills every process of the tree, records the end. Idempotent: every
+   * Ends the session: rejects queued turns, kills every process of the tree, reports the end. Idempotent: every
    * call returns the first call's promise, whatever reason it gives.
    */
   close(reason: EndReason): Promise<CloseResult> {
@@ -314,17 +327,16 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     await Promise.resolve();
     const o = this.opts;
     if (this.exitInfo) {
-      // The agent exited by itself: let its last output reach the screen first, it often says why.
-      await this.lastParse.catch(() => undefined);
+      // The agent exited by itself: let its last output be processed first, it often says why.
+      await this.transport.drain().catch(() => undefined);
       if (reason === 'spawn_failed' && !this.fatalMessage) {
-        const recent = this.reader.recentOutput();
         this.fatalMessage =
-          o.profile.fatal.find((f) => f.pattern.test(recent))?.message ??
+          this.transport.diagnoseExit(this.exitInfo.exitCode) ??
           `The agent exited with code ${this.exitInfo.exitCode} before it was ready.`;
       }
     }
     clearTimeout(this.spawnTimer);
-    clearTimeout(this.quietTimer);
+    this.transport.abort();
     const lastOutput = this.lastWords();
     const error =
       reason === 'spawn_failed'
@@ -343,17 +355,17 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (this.proc) {
       // Without the root's start time the root cannot be verified: the marker alone claims processes (pid 0),
       // which still reaches every descendant that kept it.
-      const known = this.pidStart !== undefined;
+      const known = this.proc.startTime !== undefined;
       kill = await killTree(
-        { pid: known ? this.proc.pid : 0, startTime: this.pidStart ?? -1, marker: this.marker },
+        { pid: known ? this.proc.pid : 0, startTime: this.proc.startTime ?? -1, marker: this.marker },
         { graceMs: o.killGraceMs, table: o.table },
       );
-      // The pty's exit event carries the exit status; it follows the kill closely.
+      // The exit event carries the exit status; it follows the kill closely.
       await this.waitForExit(1000);
     }
     for (const d of this.disposables) d.dispose();
     this.disposables = [];
-    this.reader.dispose();
+    this.transport.dispose();
     if (kill.survivors.length > 0)
       this.log.error({ survivors: kill.survivors }, 'processes survived the tree kill');
     const result: CloseResult = {
@@ -363,17 +375,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       exitSignal: this.exitInfo?.signal,
       lastOutput,
     };
-    o.store?.endSession(this.id, {
-      reason,
-      endedAt: this.now(),
-      exitCode: result.exitCode,
-      exitSignal: result.exitSignal,
-      killSignal: kill.signal,
-      forced: kill.forced,
-      pidsKilled: kill.pids,
-      teardownMs: kill.durationMs,
-      lastOutput: lastOutput.slice(-2000) || undefined,
-    });
     this.log.info(
       {
         reason,
@@ -389,9 +390,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     return result;
   }
 
-  /** What to tell the user about the end: the spawn failure message, then the agent's last lines. */
+  /** What to tell the user about the end: the failure message, then the agent's last lines. */
   private lastWords(): string {
-    const out = this.reader.recentOutput();
+    const out = this.transport.recentOutput();
     return this.fatalMessage ? `${this.fatalMessage}${out ? `\n${out}` : ''}` : out;
   }
 
@@ -413,140 +414,99 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.emit('state', state);
   }
 
-  private onData(data: string): void {
-    const t = this.now();
-    this.lastOutputAt = t;
-    this.lastActivityAt = t;
-    this.pendingBytes += data.length;
-    if (!this.paused && this.pendingBytes > HIGH_WATER && this.proc) {
-      this.paused = true;
-      this.proc.pause();
-    }
-    this.lastParse = this.reader.write(data).then((screen) => {
-      this.pendingBytes -= data.length;
-      if (this.paused && this.pendingBytes < LOW_WATER && this.proc && !this.closing) {
-        this.paused = false;
-        this.proc.resume();
-      }
-      this.onScreen(screen);
-    });
+  /** The transport's view of the session: every report lands in one of these. */
+  private sink(): TransportSink {
+    return {
+      log: this.log,
+      now: this.now,
+      output: () => {
+        const t = this.now();
+        this.lastOutputAt = t;
+        this.lastActivityAt = t;
+      },
+      ready: (info) => this.becomeReady(info),
+      fatal: (message) => {
+        this.fatalMessage = message;
+      },
+      turnProgress: () => {
+        if (this._state === 'busy' && this.current && !this.closing) this.emit('activity');
+      },
+      turnEnd: (end) => this.finishTurn(end),
+      permission: (request) => {
+        if (this.closing) return;
+        this.emit('permission', request);
+      },
+      permissionResolved: (requestId, optionId) => this.emit('permissionResolved', { requestId, optionId }),
+      tool: (info) => {
+        if (this.current && !this.closing) this.emit('tool', { ...info, turnId: this.current.turnId });
+      },
+      usage: (usage) => {
+        if (!this.current || this.closing) return;
+        this.current.usage = { ...this.current.usage, ...usage };
+        this.emit('usage', { ...usage, turnId: this.current.turnId });
+      },
+      choices: () => this.emit('choices'),
+      failed: (message) => {
+        if (this.closing) return;
+        this.fatalMessage = message;
+        this.log.warn({ message }, 'transport failed');
+        void this.close(this._state === 'starting' ? 'spawn_failed' : 'crashed');
+      },
+    };
   }
 
-  private onScreen(screen: ScreenState): void {
-    if (this.closing) return;
-    if (this._state === 'starting') {
-      if (screen.kind === 'prompt') {
-        this.becomeReady();
-        return;
-      }
-      const recent = this.reader.recentOutput();
-      const fatal = this.opts.profile.fatal.find((f) => f.pattern.test(recent));
-      if (fatal) this.fatalMessage = fatal.message;
-      return;
-    }
-    if (this._state !== 'busy' || !this.current) return;
-    this.emit('activity');
-    this.armQuietTimer();
-    if (!this.reader.echoDone) return;
-    if (screen.kind === 'permission' && this.pendingPermissionText === undefined) {
-      this.pendingPermissionText = screen.text;
-      this.opts.store?.recordEvent(this.id, 'permission', { text: screen.text });
-      this.emit('permission', { turnId: this.current.turnId, text: screen.text });
-    } else if (screen.kind === 'prompt' && this.pendingPermissionText === undefined) {
-      this.finishTurn();
-    }
-  }
-
-  private becomeReady(): void {
+  private becomeReady(info: ReadyInfo): void {
+    if (this._state !== 'starting' || this.closing) return;
     clearTimeout(this.spawnTimer);
-    const t = this.now();
-    this.opts.store?.markReady(this.id, t, { ms: t - this.startedAt });
-    this.log.debug({ ms: t - this.startedAt }, 'agent ready');
+    const ms = this.now() - this.startedAt;
+    this.log.debug({ ms }, 'agent ready');
+    if (info.resumed) this.emit('resumed', info.resumed);
+    this.emit('ready', { ms });
     this.setState('idle');
     this.resolveReady();
     this.startNextTurn();
   }
 
   private startNextTurn(): void {
+    if (this.closing || this.current) return;
     const next = this.queue.shift();
     if (!next || !this.proc) return;
-    const text = sanitizeInput(next.text).replace(/\n+$/, '');
     const turnId = ++this.turnCounter;
-    this.current = { ...next, turnId, startedAt: this.now(), cancelled: false };
-    const profile = this.opts.profile;
-    const lines = text.split('\n');
-    let payload: string;
-    if (lines.length > 1 && profile.multiline === 'bracketed-paste') {
-      payload = `\x1b[200~${lines.join('\r')}\x1b[201~${profile.submit}`;
-    } else {
-      payload = `${lines.join(' ')}${profile.submit}`;
-    }
-    const echoLines = profile.multiline === 'bracketed-paste' ? lines.length : 1;
-    this.reader.beginTurn(echoLines);
+    this.current = { ...next, turnId, startedAt: this.now() };
     this.setState('busy');
-    this.opts.store?.countTurn(this.id);
-    this.opts.store?.recordEvent(this.id, 'turn_start', { turnId, chars: text.length });
     next.hooks.onStart?.(turnId);
-    this.emit('turnStart', { turnId, text });
-    this.proc.write(payload);
-    this.armQuietTimer();
+    this.emit('turnStart', { turnId, text: next.input.text });
+    this.transport.beginTurn(turnId, next.input);
   }
 
-  private finishTurn(): void {
+  private finishTurn(end: TurnEnd): void {
     const turn = this.current;
-    if (!turn) return;
-    clearTimeout(this.quietTimer);
-    this.quietTimer = undefined;
+    if (!turn || this.closing) return;
     this.current = undefined;
+    const usage = end.usage ?? turn.usage;
     const result: TurnResult = {
       turnId: turn.turnId,
-      text: this.reader.endTurn(),
+      text: end.text,
       durationMs: this.now() - turn.startedAt,
-      cancelled: turn.cancelled,
+      stopReason: end.stopReason,
+      cancelled: end.stopReason === 'cancelled',
+      tools: end.tools,
+      ...(usage !== undefined && { usage }),
     };
-    this.opts.store?.recordEvent(this.id, 'turn_end', {
-      turnId: turn.turnId,
-      ms: result.durationMs,
-      chars: result.text.length,
-      cancelled: turn.cancelled,
-    });
     this.setState('idle');
     this.emit('turnEnd', result);
     turn.resolve(result);
     this.startNextTurn();
   }
 
-  /** Fallback for agents whose prompt redraw we missed: a quiet screen whose last line is a prompt ends the turn. */
-  private armQuietTimer(): void {
-    // One timer per quiet period, not one per chunk of output: on firing it checks how long output has really
-    // been quiet and waits out the rest (this runs in the pty data path).
-    if (this.quietTimer) return;
-    const check = () => {
-      this.quietTimer = undefined;
-      if (this._state !== 'busy') return;
-      const quietFor = this.now() - this.lastOutputAt;
-      if (quietFor < this.opts.turnQuietMs) {
-        this.quietTimer = setTimeout(check, this.opts.turnQuietMs - quietFor);
-        this.quietTimer.unref();
-        return;
-      }
-      if (this.reader.echoDone && !this.pendingPermissionText && this.reader.promptVisible()) {
-        this.log.debug('turn ended by quiet-period fallback');
-        this.finishTurn();
-      }
-    };
-    this.quietTimer = setTimeout(check, this.opts.turnQuietMs);
-    this.quietTimer.unref();
-  }
-
   private onExit(exitCode: number, signal: number | undefined): void {
-    this.exitInfo = { exitCode, signal: signal || undefined };
+    this.exitInfo = { exitCode, signal };
     for (const w of this.exitWaiters) w();
     this.exitWaiters = [];
     if (this.closing) return;
     const reason: EndReason = this._state === 'starting' ? 'spawn_failed' : 'crashed';
     this.log.warn({ exitCode, signal, reason }, 'agent exited by itself');
-    // Closing at once (not after the last output is parsed) so that nobody is handed a dead session meanwhile;
+    // Closing at once (not after the last output is processed) so that nobody is handed a dead session meanwhile;
     // doClose waits for the last output before it tells anyone why.
     void this.close(reason);
   }

@@ -9,6 +9,7 @@ import { type ReapResult, reapOrphans } from '../pool/Reaper.js';
 import { SessionPool } from '../pool/SessionPool.js';
 import type { Marker } from '../process/marker.js';
 import { ProcessTable } from '../process/ProcessTable.js';
+import { SessionRecorder } from '../store/SessionRecorder.js';
 import { Store } from '../store/Store.js';
 import { InstanceLock } from './InstanceLock.js';
 
@@ -36,6 +37,7 @@ export class App {
   readonly store: Store;
   readonly table: ProcessTable;
   readonly pool: SessionPool;
+  readonly recorder: SessionRecorder;
   readonly bridge: DiscordBridge;
   readonly monitor: ResourceMonitor;
   readonly metrics: Metrics;
@@ -56,11 +58,11 @@ export class App {
     this.pool = new SessionPool({
       config: options.config,
       logger: options.logger,
-      store,
       table,
       ...(options.env !== undefined && { env: options.env }),
       ...(options.instanceId !== undefined && { instanceId: options.instanceId }),
     });
+    this.recorder = new SessionRecorder({ pool: this.pool, store });
     this.monitor = new ResourceMonitor({
       pool: this.pool,
       config: options.config,
@@ -140,6 +142,7 @@ export class App {
       const results = await this.pool.closeAll('shutdown');
       await this.http.close();
       await this.bridge.destroy();
+      this.recorder.close();
       this.store.close();
       this.lock.release();
       this.logger.info(

@@ -14,7 +14,8 @@ import {
   Status,
   type ThreadChannel,
 } from 'discord.js';
-import type { AgentSession, CloseResult, PermissionAnswer } from '../agent/AgentSession.js';
+import type { AgentSession, CloseResult } from '../agent/AgentSession.js';
+import type { PermissionKind } from '../agent/types.js';
 import type { Config } from '../config/Config.js';
 import { describeEndReason, type EndReason } from '../endReasons.js';
 import { PoolFullError, SessionClosedError, SpawnFailedError } from '../errors.js';
@@ -70,6 +71,14 @@ const NOTIFY: ReadonlySet<EndReason> = new Set([
   'crashed',
   'spawn_failed',
 ]);
+
+type PermissionAnswer = 'allow' | 'deny' | 'always';
+/** Which of the agent's options each button picks (until the buttons are built from the options themselves). */
+const ANSWER_KIND: Record<PermissionAnswer, PermissionKind> = {
+  allow: 'allow_once',
+  deny: 'reject_once',
+  always: 'allow_always',
+};
 
 const PERMISSION_BUTTONS = (sessionId: string): SinkButton[] => [
   { customId: `perm:${sessionId}:allow`, label: 'Allow', style: 'success' },
@@ -337,7 +346,7 @@ export class DiscordBridge {
       if (state === 'busy') this.startTyping(session.threadId, sink);
       else this.stopTyping(session.threadId);
     });
-    session.on('permission', ({ text }) => {
+    session.on('permission', ({ title: text }) => {
       this.stopTyping(session.threadId);
       const content = `🔐 The agent asks for permission:\n> ${text.replaceAll('\n', ' ')}`;
       void sink.send(content, PERMISSION_BUTTONS(session.id)).then((messageId) => {
@@ -435,7 +444,7 @@ export class DiscordBridge {
       }
       case 'cancel': {
         const session = this.pool.get(threadId);
-        const ok = session?.interrupt() ?? false;
+        const ok = session?.cancel() ?? false;
         await interaction.editReply({
           content: ok
             ? 'Sent Ctrl-C: the current turn is being cancelled.'
@@ -470,12 +479,9 @@ export class DiscordBridge {
     }
     const session = this.pool.get(interaction.channelId ?? '');
     const valid = answer === 'allow' || answer === 'deny' || answer === 'always';
-    if (
-      !valid ||
-      !session ||
-      session.id !== sessionId ||
-      !session.answerPermission(answer as PermissionAnswer)
-    ) {
+    const question = session && session.id === sessionId ? session.pendingPermission : undefined;
+    const option = valid ? question?.options.find((o) => o.kind === ANSWER_KIND[answer]) : undefined;
+    if (!session || !question || !option || !session.answerPermission(question.requestId, option.optionId)) {
       await interaction.reply({
         content: 'This permission prompt has expired.',
         flags: MessageFlags.Ephemeral,

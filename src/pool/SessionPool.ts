@@ -6,6 +6,8 @@ import { LRUCache } from 'lru-cache';
 import { type AgentProfile, kiroClassicProfile } from '../agent/AgentProfile.js';
 import { AgentSession, type CloseResult } from '../agent/AgentSession.js';
 import { buildAgentEnv } from '../agent/agentEnv.js';
+import { ClassicTransport } from '../agent/classic/ClassicTransport.js';
+import type { Transport } from '../agent/Transport.js';
 import type { Config } from '../config/Config.js';
 import type { EndReason } from '../endReasons.js';
 import { PoolFullError, SessionClosedError, ThreadwardenError } from '../errors.js';
@@ -13,7 +15,7 @@ import type { Logger } from '../log/logger.js';
 import { killTree } from '../process/killTree.js';
 import { formatMarker, selfIdentity } from '../process/marker.js';
 import { ProcessTable } from '../process/ProcessTable.js';
-import type { Store } from '../store/Store.js';
+import type { SpawnWrapper } from '../process/spawnAgent.js';
 
 /** The settings the pool reads; a subset of Config so tests can build one by hand. */
 export type PoolConfig = Pick<
@@ -33,8 +35,9 @@ export type PoolConfig = Pick<
 export interface SessionPoolOptions {
   readonly config: PoolConfig;
   readonly logger: Logger;
-  readonly store?: Store | undefined;
   readonly profile?: AgentProfile;
+  /** The sandbox's hook on the one spawn path; default none. */
+  readonly spawnWrapper?: SpawnWrapper;
   readonly table?: ProcessTable;
   /** Identifies this bot instance in markers and rows; default a fresh UUID. */
   readonly instanceId?: string;
@@ -53,6 +56,8 @@ export interface AcquireMeta {
 }
 
 export interface SessionPoolEvents {
+  /** A session exists and is about to spawn: subscribe to its events here to see every one of them. */
+  sessionCreated: [AgentSession];
   sessionStart: [AgentSession];
   sessionEnd: [AgentSession, CloseResult];
 }
@@ -76,7 +81,7 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   readonly startedAt: number;
   private readonly cfg: PoolConfig;
   private readonly log: Logger;
-  private readonly store: Store | undefined;
+  private readonly spawnWrapper: SpawnWrapper | undefined;
   private readonly profile: AgentProfile;
   private readonly env: Readonly<Record<string, string | undefined>>;
   private readonly now: () => number;
@@ -104,7 +109,7 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     super();
     this.cfg = options.config;
     this.log = options.logger;
-    this.store = options.store;
+    this.spawnWrapper = options.spawnWrapper;
     this.profile = options.profile ?? kiroClassicProfile;
     this.table = options.table ?? new ProcessTable();
     this.instanceId = options.instanceId ?? randomUUID();
@@ -311,10 +316,6 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   private spawn(threadId: string, meta: AcquireMeta): AgentSession {
     const sessionId = randomUUID();
     const cwd = resolve(this.cfg.workspaceRoot, threadId);
-    const args = [...this.cfg.kiroArgs];
-    if (this.cfg.trustAllTools) args.push(...this.profile.trustAllArgs);
-    // A workspace that exists held an earlier session of this thread: resume its conversation.
-    if (existsSync(cwd) && this.profile.resumeArgs.length > 0) args.push(...this.profile.resumeArgs);
     const marker = formatMarker({
       ownerPid: this.owner.pid,
       ownerStart: this.owner.startTime,
@@ -329,18 +330,16 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
       instanceId: this.instanceId,
       marker,
       command: this.cfg.kiroCliPath,
-      args,
+      args: this.cfg.kiroArgs,
       cwd,
       env: buildAgentEnv(this.env, this.cfg.agentEnvPassthrough, marker),
-      profile: this.profile,
+      transport: this.transport(cwd),
       table: this.table,
       logger: this.log,
-      store: this.store,
       killGraceMs: this.cfg.killGraceMs,
       spawnTimeoutMs: this.cfg.spawnTimeoutMs,
-      turnQuietMs: this.cfg.turnQuietMs,
+      spawnWrapper: this.spawnWrapper,
       now: this.now,
-      ...this.sessionExtras,
     });
     session.on('activity', () => {
       // Bump LRU recency; the session updates its own idle clock.
@@ -372,9 +371,22 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
       );
     }
     this.cache.set(threadId, session);
+    this.emit('sessionCreated', session);
     session.start();
     this.emit('sessionStart', session);
     return session;
+  }
+
+  /** The conversation of a new session, for the configured protocol. */
+  private transport(cwd: string): Transport {
+    return new ClassicTransport({
+      profile: this.profile,
+      turnQuietMs: this.cfg.turnQuietMs,
+      trustAllTools: this.cfg.trustAllTools,
+      // A workspace that exists held an earlier session of this thread: resume its conversation.
+      resume: existsSync(cwd),
+      ...this.sessionExtras,
+    });
   }
 
   private track(session: AgentSession, p: Promise<CloseResult>): void {

@@ -6,6 +6,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
 import { type PoolConfig, SessionPool, type SessionPoolOptions } from '../../src/pool/SessionPool.js';
 import { ProcessTable, treeMembers } from '../../src/process/ProcessTable.js';
+import { SessionRecorder } from '../../src/store/SessionRecorder.js';
 import { Store } from '../../src/store/Store.js';
 import { identify, type Pid } from './processes.js';
 
@@ -38,6 +39,7 @@ export class PoolHarness {
   readonly store = new Store(join(this.root, 'tw.db'), { logger: silentLogger() });
   readonly table = new ProcessTable();
   readonly pool: SessionPool;
+  readonly recorder: SessionRecorder;
   /** Every pid the tests saw in a tree, for the final check that nothing survives. */
   readonly seen: Pid[] = [];
 
@@ -45,11 +47,11 @@ export class PoolHarness {
     this.pool = new SessionPool({
       config: poolConfig(this.root, overrides),
       logger: silentLogger(),
-      store: this.store,
       table: this.table,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'secret-token-value' },
       ...options,
     });
+    this.recorder = new SessionRecorder({ pool: this.pool, store: this.store });
   }
 
   /** The live processes of a session's tree right now (pid + start time), remembered for the final check. */
@@ -71,6 +73,7 @@ export class PoolHarness {
 
   async dispose(): Promise<void> {
     await this.pool.closeAll('shutdown');
+    this.recorder.close();
     this.store.close();
     rmSync(this.root, { recursive: true, force: true });
   }

@@ -1,0 +1,293 @@
+import { ThreadwardenError } from '../../errors.js';
+import type { AgentProcess } from '../../process/spawnAgent.js';
+import type { AgentProfile } from '../AgentProfile.js';
+import { sanitizeInput } from '../sanitize.js';
+import type { Transport, TransportSink } from '../Transport.js';
+import { type ScreenState, TurnReader } from '../TurnReader.js';
+import type { Choices, PermissionOption, PermissionRequest, PromptInput } from '../types.js';
+
+export interface ClassicTransportOptions {
+  readonly profile: AgentProfile;
+  /** Fallback end of turn: this long without output while the last line on screen is a prompt, ms. */
+  readonly turnQuietMs: number;
+  readonly trustAllTools: boolean;
+  /** Whether the thread's workspace held an earlier session (then the profile's resume arguments are added). */
+  readonly resume: boolean;
+  readonly maxTurnChars?: number;
+  readonly cols?: number;
+  readonly rows?: number;
+}
+
+/** Pause the pty when this many bytes wait to be parsed; resume below the low mark. Bounds memory under a flood. */
+const HIGH_WATER = 512 * 1024;
+const LOW_WATER = 64 * 1024;
+
+/** The classic UI's y/t/n answers as permission options (optionId = the key typed). */
+function classicOptions(profile: AgentProfile): PermissionOption[] {
+  return [
+    { optionId: profile.answers.allow, name: 'Yes', kind: 'allow_once' },
+    { optionId: profile.answers.always, name: 'Always', kind: 'allow_always' },
+    { optionId: profile.answers.deny, name: 'No', kind: 'reject_once' },
+  ];
+}
+
+/**
+ * The classic line UI in a pty: typed input, a headless terminal cutting the screen into turns, and the profile's
+ * prompt coming back as the end of a turn.
+ */
+export class ClassicTransport implements Transport {
+  readonly protocol = 'classic' as const;
+  readonly mode = 'pty' as const;
+  readonly agentSessionId = undefined;
+  readonly promptCapabilities = { image: false };
+  private readonly opts: ClassicTransportOptions;
+  private readonly reader: TurnReader;
+  private proc: AgentProcess | undefined;
+  private sink: TransportSink | undefined;
+  private started = false;
+  private inTurn: { turnId: number; cancelled: boolean } | undefined;
+  private pending: PermissionRequest | undefined;
+  private permissionCounter = 0;
+  private pendingBytes = 0;
+  /** The last output write to the terminal; exit handling waits for it so no output is lost. */
+  private lastParse: Promise<unknown> = Promise.resolve();
+  private paused = false;
+  private aborted = false;
+  private quietTimer: NodeJS.Timeout | undefined;
+  private lastOutputAt = 0;
+  private disposables: { dispose(): void }[] = [];
+
+  constructor(options: ClassicTransportOptions) {
+    this.opts = options;
+    this.reader = new TurnReader(options.profile, {
+      ...(options.cols !== undefined && { cols: options.cols }),
+      ...(options.rows !== undefined && { rows: options.rows }),
+      ...(options.maxTurnChars !== undefined && { maxTurnChars: options.maxTurnChars }),
+    });
+    this.reader.onReply = (data) => this.proc?.write(data);
+  }
+
+  get cols(): number {
+    return this.reader.cols;
+  }
+
+  get rows(): number {
+    return this.reader.rows;
+  }
+
+  get pendingPermission(): PermissionRequest | undefined {
+    return this.pending;
+  }
+
+  extraArgs(): readonly string[] {
+    const args: string[] = [];
+    if (this.opts.trustAllTools) args.push(...this.opts.profile.trustAllArgs);
+    // A workspace that exists held an earlier session of this thread: resume its conversation.
+    if (this.opts.resume) args.push(...this.opts.profile.resumeArgs);
+    return args;
+  }
+
+  attach(proc: AgentProcess, sink: TransportSink): void {
+    this.proc = proc;
+    this.sink = sink;
+    this.lastOutputAt = sink.now();
+    this.disposables.push(proc.onData((data) => this.onData(data)));
+  }
+
+  beginTurn(turnId: number, input: PromptInput): void {
+    const proc = this.proc;
+    if (!proc) return;
+    const profile = this.opts.profile;
+    const text = classicPromptText(input).replace(/\n+$/, '');
+    this.inTurn = { turnId, cancelled: false };
+    const lines = text.split('\n');
+    let payload: string;
+    if (lines.length > 1 && profile.multiline === 'bracketed-paste') {
+      payload = `\x1b[200~${lines.join('\r')}\x1b[201~${profile.submit}`;
+    } else {
+      payload = `${lines.join(' ')}${profile.submit}`;
+    }
+    const echoLines = profile.multiline === 'bracketed-paste' ? lines.length : 1;
+    this.reader.beginTurn(echoLines);
+    proc.write(payload);
+    this.armQuietTimer();
+  }
+
+  partial(): string {
+    return this.inTurn ? this.reader.partial() : '';
+  }
+
+  cancel(): boolean {
+    if (!this.inTurn || !this.proc || this.aborted) return false;
+    this.inTurn.cancelled = true;
+    if (this.pending) {
+      const id = this.pending.requestId;
+      this.pending = undefined;
+      this.sink?.permissionResolved(id, 'cancelled');
+    }
+    this.proc.write(this.opts.profile.interrupt);
+    return true;
+  }
+
+  answerPermission(requestId: string, optionId: string): boolean {
+    const p = this.pending;
+    if (!p || p.requestId !== requestId || !this.proc || this.aborted) return false;
+    if (!p.options.some((o) => o.optionId === optionId)) return false;
+    this.pending = undefined;
+    this.reader.skipEcho(1);
+    this.proc.write(optionId + this.opts.profile.submit);
+    this.sink?.permissionResolved(requestId, optionId);
+    return true;
+  }
+
+  models(): Choices | undefined {
+    return undefined;
+  }
+
+  modes(): Choices | undefined {
+    return undefined;
+  }
+
+  setModel(): Promise<void> {
+    return Promise.reject(
+      new ThreadwardenError('UNSUPPORTED', 'The classic kiro-cli UI cannot switch models from the bot.'),
+    );
+  }
+
+  setMode(): Promise<void> {
+    return Promise.reject(
+      new ThreadwardenError('UNSUPPORTED', 'The classic kiro-cli UI cannot switch agents from the bot.'),
+    );
+  }
+
+  recentOutput(): string {
+    return this.reader.recentOutput();
+  }
+
+  drain(): Promise<void> {
+    return this.lastParse.then(() => undefined);
+  }
+
+  diagnoseExit(): string | undefined {
+    const recent = this.reader.recentOutput();
+    return this.opts.profile.fatal.find((f) => f.pattern.test(recent))?.message;
+  }
+
+  timeoutMessage(ms: number): string {
+    return `The agent did not show its prompt within ${ms} ms.`;
+  }
+
+  abort(): void {
+    this.aborted = true;
+    clearTimeout(this.quietTimer);
+    if (this.pending) {
+      const id = this.pending.requestId;
+      this.pending = undefined;
+      this.sink?.permissionResolved(id, 'cancelled');
+    }
+  }
+
+  dispose(): void {
+    this.abort();
+    for (const d of this.disposables) d.dispose();
+    this.disposables = [];
+    this.reader.dispose();
+  }
+
+  private onData(data: string): void {
+    const sink = this.sink!;
+    this.lastOutputAt = sink.now();
+    sink.output();
+    this.pendingBytes += data.length;
+    if (!this.paused && this.pendingBytes > HIGH_WATER && this.proc) {
+      this.paused = true;
+      this.proc.pause();
+    }
+    this.lastParse = this.reader.write(data).then((screen) => {
+      this.pendingBytes -= data.length;
+      if (this.paused && this.pendingBytes < LOW_WATER && this.proc && !this.aborted) {
+        this.paused = false;
+        this.proc.resume();
+      }
+      this.onScreen(screen);
+    });
+  }
+
+  private onScreen(screen: ScreenState): void {
+    if (this.aborted) return;
+    const sink = this.sink!;
+    if (!this.started) {
+      if (screen.kind === 'prompt') {
+        this.started = true;
+        sink.ready({});
+        return;
+      }
+      const recent = this.reader.recentOutput();
+      const fatal = this.opts.profile.fatal.find((f) => f.pattern.test(recent));
+      if (fatal) sink.fatal(fatal.message);
+      return;
+    }
+    if (!this.inTurn) return;
+    sink.turnProgress();
+    this.armQuietTimer();
+    if (!this.reader.echoDone) return;
+    if (screen.kind === 'permission' && this.pending === undefined) {
+      this.pending = {
+        requestId: String(++this.permissionCounter),
+        turnId: this.inTurn.turnId,
+        title: screen.text,
+        options: classicOptions(this.opts.profile),
+      };
+      sink.permission(this.pending);
+    } else if (screen.kind === 'prompt' && this.pending === undefined) {
+      this.finishTurn();
+    }
+  }
+
+  private finishTurn(): void {
+    const turn = this.inTurn;
+    if (!turn) return;
+    clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
+    this.inTurn = undefined;
+    this.sink?.turnEnd({
+      text: this.reader.endTurn(),
+      stopReason: turn.cancelled ? 'cancelled' : 'end_turn',
+      tools: [],
+    });
+  }
+
+  /** Fallback for agents whose prompt redraw we missed: a quiet screen whose last line is a prompt ends the turn. */
+  private armQuietTimer(): void {
+    // One timer per quiet period, not one per chunk of output: on firing it checks how long output has really
+    // been quiet and waits out the rest (this runs in the pty data path).
+    if (this.quietTimer) return;
+    const check = () => {
+      this.quietTimer = undefined;
+      if (!this.inTurn || this.aborted) return;
+      const quietFor = this.sink!.now() - this.lastOutputAt;
+      if (quietFor < this.opts.turnQuietMs) {
+        this.quietTimer = setTimeout(check, this.opts.turnQuietMs - quietFor);
+        this.quietTimer.unref();
+        return;
+      }
+      if (this.reader.echoDone && !this.pending && this.reader.promptVisible()) {
+        this.sink?.log.debug('turn ended by quiet-period fallback');
+        this.finishTurn();
+      }
+    };
+    this.quietTimer = setTimeout(check, this.opts.turnQuietMs);
+    this.quietTimer.unref();
+  }
+}
+
+/** The text typed for a message: sanitized, with saved attachments named by path (the classic UI has no blocks). */
+export function classicPromptText(input: PromptInput): string {
+  const text = sanitizeInput(input.text);
+  const files = input.attachments ?? [];
+  if (files.length === 0) return text;
+  const list = files.map(
+    (f) => `- ${sanitizeInput(f.path)} (${sanitizeInput(f.name)}, ${f.mimeType}, ${f.size} bytes)`,
+  );
+  return `${text}${text.trim() === '' ? '' : '\n\n'}Attached files (saved in the workspace):\n${list.join('\n')}`;
+}

@@ -1,0 +1,161 @@
+import { spawn as spawnChild } from 'node:child_process';
+import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import * as pty from 'node-pty';
+import { readProc } from './procfs.js';
+
+/** How the agent's stdio is wired: a pseudo-terminal (classic line UI) or three plain pipes (ACP). */
+export type SpawnMode = 'pty' | 'pipes';
+
+export interface SpawnSpec {
+  /** The executable, already resolved to a path. */
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  /** The agent's whole environment (allowlisted, marker included). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly mode: SpawnMode;
+  /** Terminal size, pty mode only. */
+  readonly cols?: number;
+  readonly rows?: number;
+}
+
+/**
+ * Rewrites a spec before it is spawned: the one place a sandbox wraps the agent's command (e.g. `bwrap … -- file
+ * args`). Whatever it returns is spawned in the same way, so both transports are wrapped alike.
+ */
+export type SpawnWrapper = (spec: SpawnSpec) => SpawnSpec;
+
+export interface Disposable {
+  dispose(): void;
+}
+
+/** A running agent, whatever its stdio. Output arrives as strings (UTF-8, split on any byte boundary safely). */
+export interface AgentProcess {
+  readonly mode: SpawnMode;
+  /**
+   * The spawned process's pid: a session leader (pid = pgid = sid) in both modes. Writable so that a sandbox
+   * wrapper can name the agent's own host pid once it has found it (the spawned pid is then the sandbox's).
+   */
+  pid: number;
+  /** Its start time in clock ticks (with pid, its identity for the kill), or undefined if it already exited. */
+  startTime: number | undefined;
+  /** The spec actually spawned (after the wrapper). */
+  readonly spec: SpawnSpec;
+  write(data: string): void;
+  /** Stdout (pipes) or the terminal (pty). */
+  onData(listener: (data: string) => void): Disposable;
+  /** Stderr; never fires in pty mode (stderr is the terminal there). */
+  onStderr(listener: (data: string) => void): Disposable;
+  /** Fires once; `signal` is a signal number. */
+  onExit(listener: (exit: { exitCode: number; signal: number | undefined }) => void): Disposable;
+  pause(): void;
+  resume(): void;
+  /** The raw pipes, pipes mode only (for stream-based protocol clients). */
+  readonly stdin: Writable | undefined;
+  readonly stdout: Readable | undefined;
+  /** Ends the agent's stdin (pipes) — for agents that shut down on EOF. */
+  endInput(): void;
+}
+
+/**
+ * The one spawn path for every agent. pty: node-pty (forkpty: the child calls setsid and gets the terminal).
+ * pipes: child_process with `detached: true`, which also calls setsid, so the agent is a session leader either way
+ * and killTree finds its whole tree by group and session id as well as by marker. Throws when the spawn fails
+ * synchronously; an asynchronous failure (exec error) arrives as an exit.
+ */
+export function spawnAgent(spec: SpawnSpec, wrap?: SpawnWrapper): AgentProcess {
+  const s = wrap ? wrap(spec) : spec;
+  return s.mode === 'pty' ? spawnPty(s) : spawnPipes(s);
+}
+
+function spawnPty(spec: SpawnSpec): AgentProcess {
+  const proc = pty.spawn(spec.file, [...spec.args], {
+    name: 'xterm-256color',
+    cols: spec.cols ?? 200,
+    rows: spec.rows ?? 50,
+    cwd: spec.cwd,
+    env: { ...spec.env },
+  });
+  const startTime = readProc(proc.pid)?.startTime;
+  return {
+    mode: 'pty',
+    pid: proc.pid,
+    startTime,
+    spec,
+    write: (data) => proc.write(data),
+    onData: (listener) => proc.onData(listener),
+    onStderr: () => ({ dispose() {} }),
+    onExit: (listener) =>
+      proc.onExit(({ exitCode, signal }) => listener({ exitCode, signal: signal || undefined })),
+    pause: () => proc.pause(),
+    resume: () => proc.resume(),
+    stdin: undefined,
+    stdout: undefined,
+    endInput: () => {},
+  };
+}
+
+function spawnPipes(spec: SpawnSpec): AgentProcess {
+  const child = spawnChild(spec.file, [...spec.args], {
+    cwd: spec.cwd,
+    env: { ...spec.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    // setsid(): the agent leads its own session and group, like a pty child, and gets no controlling terminal.
+    detached: true,
+  });
+  let exit: { exitCode: number; signal: number | undefined } | undefined;
+  const exitListeners = new Set<(e: { exitCode: number; signal: number | undefined }) => void>();
+  const fireExit = (e: { exitCode: number; signal: number | undefined }) => {
+    if (exit) return;
+    exit = e;
+    for (const l of exitListeners) l(e);
+    exitListeners.clear();
+  };
+  // 'close' (not 'exit'): all output has been read by then, so no stdout line is lost after the exit event.
+  child.once('close', (code, signal) =>
+    fireExit({ exitCode: code ?? 0, signal: signal ? constants.signals[signal] : undefined }),
+  );
+  // ENOENT/EACCES from exec leave no pid (thrown below); any later error is followed by 'close'.
+  child.on('error', () => {});
+  // A write after the agent died raises EPIPE on the stream; that is an exit, reported by 'close', not a crash.
+  child.stdin.on('error', () => {});
+  child.stdout.on('error', () => {});
+  child.stderr.on('error', () => {});
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  if (child.pid === undefined) throw new Error(`could not spawn ${spec.file}`);
+  const pid = child.pid;
+  const startTime = readProc(pid)?.startTime;
+  const on = (stream: Readable, listener: (data: string) => void): Disposable => {
+    stream.on('data', listener);
+    return { dispose: () => stream.off('data', listener) };
+  };
+  return {
+    mode: 'pipes',
+    pid,
+    startTime,
+    spec,
+    write: (data) => {
+      if (!child.stdin.destroyed && child.stdin.writable) child.stdin.write(data);
+    },
+    onData: (listener) => on(child.stdout, listener),
+    onStderr: (listener) => on(child.stderr, listener),
+    onExit: (listener) => {
+      if (exit) {
+        const e = exit;
+        queueMicrotask(() => listener(e));
+        return { dispose() {} };
+      }
+      exitListeners.add(listener);
+      return { dispose: () => exitListeners.delete(listener) };
+    },
+    pause: () => child.stdout.pause(),
+    resume: () => child.stdout.resume(),
+    stdin: child.stdin,
+    stdout: child.stdout,
+    endInput: () => {
+      if (!child.stdin.destroyed) child.stdin.end();
+    },
+  };
+}
