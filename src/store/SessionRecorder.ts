@@ -63,6 +63,8 @@ export class SessionRecorder {
         cancelled: r.cancelled,
         stopReason: r.stopReason,
         tools: r.tools.length,
+        // The turn's merged `_kiro.dev/metadata`, once per turn (usageQueries sums these).
+        ...(r.usage !== undefined && { usage: r.usage }),
       }),
     );
     s.on('cancel', ({ turnId }) => store.recordEvent(s.id, 'interrupt', { turnId }));
