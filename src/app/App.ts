@@ -21,6 +21,8 @@ export interface AppOptions {
   /** Extra discord.js client options (tests pass a no-op identify throttler). */
   readonly clientOptions?: Partial<ClientOptions>;
   readonly editIntervalMs?: number;
+  /** Wall clock of the Discord bridge's reply streams (tests move it with the emulator's). */
+  readonly discordClock?: () => number;
   /** This instance's id in its agents' markers; default a random UUID. */
   readonly instanceId?: string;
   /** Which earlier instances' leftovers the start-up reaper may end; default all (see ReapOptions.owns). */
@@ -79,6 +81,7 @@ export class App {
       onRateLimited: (route) => this.metrics.recordRateLimit(route),
       ...(options.clientOptions !== undefined && { clientOptions: options.clientOptions }),
       ...(options.editIntervalMs !== undefined && { editIntervalMs: options.editIntervalMs }),
+      ...(options.discordClock !== undefined && { clock: options.discordClock }),
     });
     this.http = new HttpServer({
       config: options.config,

@@ -54,6 +54,8 @@ export interface DiscordBridgeOptions {
   readonly clientOptions?: Partial<ClientOptions>;
   /** Minimum time between edits of a streaming reply, ms. */
   readonly editIntervalMs?: number;
+  /** Wall clock for reply streams (their messages' age against Discord's one-hour edit limit). Default Date.now. */
+  readonly clock?: () => number;
   /** How often the typing indicator is renewed while the agent works, ms (Discord shows it for 10 s). */
   readonly typingIntervalMs?: number;
 }
@@ -104,6 +106,7 @@ export class DiscordBridge {
   private readonly access: Access;
   private readonly usage: DiscordBridgeOptions['usage'];
   private readonly editIntervalMs: number;
+  private readonly clock: () => number;
   private readonly typingIntervalMs: number;
   /** Threads known to be archived or deleted: nothing is posted there. */
   private readonly closedThreads = new Set<string>();
@@ -126,6 +129,7 @@ export class DiscordBridge {
     this.access = new Access(options.config);
     this.usage = options.usage;
     this.editIntervalMs = options.editIntervalMs ?? 1500;
+    this.clock = options.clock ?? Date.now;
     this.typingIntervalMs = options.typingIntervalMs ?? 8000;
     this.client = new Client({
       intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent],
@@ -306,7 +310,10 @@ export class DiscordBridge {
     }
     this.watch(session, sink);
     let myTurn: number | undefined;
-    const stream = new ReplyStream(sink, () => session.partial(), { editIntervalMs: this.editIntervalMs });
+    const stream = new ReplyStream(sink, () => session.partial(), {
+      editIntervalMs: this.editIntervalMs,
+      now: this.clock,
+    });
     const onActivity = () => {
       if (myTurn !== undefined && session.currentTurnId === myTurn) stream.update();
     };

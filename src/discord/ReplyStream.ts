@@ -2,6 +2,9 @@ import { splitMessage } from './splitMessage.js';
 import { streamPreview } from './streamPreview.js';
 import type { ThreadSink } from './ThreadSink.js';
 
+/** Discord refuses edits of messages older than an hour beyond a small allowance (code 30046). */
+export const DISCORD_EDIT_WINDOW_MS = 60 * 60_000;
+
 export interface ReplyStreamOptions {
   /** Minimum time between two edits of the streaming message, ms (Discord: 1.5 s). */
   readonly editIntervalMs?: number;
@@ -9,14 +12,27 @@ export interface ReplyStreamOptions {
   readonly maxParts?: number;
   /** Characters of a part. */
   readonly partLimit?: number;
+  /** Wall clock, ms since the epoch (Discord's message timestamps). Default Date.now; tests move it by hand. */
+  readonly now?: () => number;
+  /**
+   * Age at which the streaming message is left (marked as continued) and the turn goes on in a new one, ms.
+   * Default 50 minutes: well inside Discord's hour, so the last edit of the old message is still accepted.
+   */
+  readonly rolloverAfterMs?: number;
+  /** Age after which a message is never edited again, ms. Default 59 minutes (Discord: 60). */
+  readonly maxEditAgeMs?: number;
 }
 
 /** Characters of a message kept for the note under a preview (`-# ⏳ working…`, `-# (session ended: …)`). */
 const NOTE_ROOM = 100;
+const WORKING = '-# ⏳ working…';
+const CONTINUED = '-# ⏳ still working: continued below';
 
 /**
  * Streams one turn into one Discord message, edited at most every `editIntervalMs`, then replaces it with the
- * final reply split into parts. `update()` is cheap to call on every chunk of agent output.
+ * final reply split into parts. A turn that streams for longer than `rolloverAfterMs` continues in a new message
+ * (Discord refuses edits of messages older than an hour), and no message older than `maxEditAgeMs` is edited: the
+ * final reply is then posted anew. `update()` is cheap to call on every chunk of agent output.
  */
 export class ReplyStream {
   private readonly sink: ThreadSink;
@@ -24,11 +40,18 @@ export class ReplyStream {
   private readonly intervalMs: number;
   private readonly maxParts: number;
   private readonly partLimit: number;
+  private readonly now: () => number;
+  private readonly rolloverAfterMs: number;
+  private readonly maxEditAgeMs: number;
   private messageId: string | undefined;
+  /** When the streaming message was posted, by `now`. */
+  private postedAt = 0;
   /** The preview the streaming message shows now, without its note. */
   private preview = '';
   private lastEditAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
+  /** Rolls the message over when no output comes to do it (a silent agent). */
+  private rolloverTimer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> = Promise.resolve();
   private done = false;
 
@@ -38,6 +61,9 @@ export class ReplyStream {
     this.intervalMs = options.editIntervalMs ?? 1500;
     this.maxParts = options.maxParts ?? 8;
     this.partLimit = options.partLimit ?? 2000;
+    this.now = options.now ?? Date.now;
+    this.maxEditAgeMs = options.maxEditAgeMs ?? DISCORD_EDIT_WINDOW_MS - 60_000;
+    this.rolloverAfterMs = Math.min(options.rolloverAfterMs ?? 50 * 60_000, this.maxEditAgeMs);
   }
 
   /** Agent output arrived: schedule a refresh of the streaming message. */
@@ -51,24 +77,66 @@ export class ReplyStream {
     this.timer.unref();
   }
 
+  /** True while the streaming message may still be edited. */
+  private editable(): boolean {
+    return this.messageId !== undefined && this.now() - this.postedAt < this.maxEditAgeMs;
+  }
+
   private async refresh(): Promise<void> {
     if (this.done) return;
     const text = this.read();
     if (text.trim() === '') return;
+    if (this.messageId !== undefined && this.now() - this.postedAt >= this.rolloverAfterMs)
+      await this.rollover();
     const preview = streamPreview(text, this.partLimit - NOTE_ROOM);
-    if (preview === this.preview) return;
-    const content = `${preview}\n-# ⏳ working…`;
+    if (preview === this.preview && this.messageId !== undefined) return;
+    const content = `${preview}\n${WORKING}`;
     this.lastEditAt = performance.now();
     this.preview = preview;
-    if (this.messageId === undefined) this.messageId = await this.sink.send(content);
-    else await this.sink.edit(this.messageId, content);
+    if (this.messageId !== undefined) {
+      await this.sink.edit(this.messageId, content);
+      return;
+    }
+    this.postedAt = this.now();
+    this.messageId = await this.sink.send(content);
+    if (this.messageId !== undefined) this.armRollover();
   }
 
-  /** Posts the final reply: the streaming message becomes part 1, further parts follow. */
-  async finish(text: string, note?: string): Promise<void> {
+  /** Leaves the streaming message as it is, marked as continued (when it can still be edited); the next refresh
+   * posts a new one. */
+  private async rollover(): Promise<void> {
+    clearTimeout(this.rolloverTimer);
+    this.rolloverTimer = undefined;
+    if (this.editable() && this.preview !== '')
+      await this.sink.edit(this.messageId!, `${this.preview}\n${CONTINUED}`);
+    this.messageId = undefined;
+  }
+
+  private armRollover(): void {
+    clearTimeout(this.rolloverTimer);
+    const wait = Math.max(0, this.postedAt + this.rolloverAfterMs - this.now());
+    this.rolloverTimer = setTimeout(() => {
+      this.rolloverTimer = undefined;
+      this.inFlight = this.inFlight.then(async () => {
+        if (this.done || this.messageId === undefined) return;
+        await this.rollover();
+        await this.refresh();
+      });
+    }, wait);
+    this.rolloverTimer.unref();
+  }
+
+  private stop(): void {
     this.done = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearTimeout(this.rolloverTimer);
+    this.rolloverTimer = undefined;
+  }
+
+  /** Posts the final reply: the streaming message (while it may be edited) becomes part 1, further parts follow. */
+  async finish(text: string, note?: string): Promise<void> {
+    this.stop();
     await this.inFlight;
     let parts = splitMessage(text, this.partLimit);
     if (parts.length > this.maxParts) {
@@ -78,23 +146,23 @@ export class ReplyStream {
     if (note) parts.push(note);
     if (parts.length === 0) parts = ['(the agent finished without output)'];
     let first = 0;
-    if (this.messageId !== undefined) {
-      await this.sink.edit(this.messageId, parts[0]!);
+    if (this.editable()) {
+      await this.sink.edit(this.messageId!, parts[0]!);
       first = 1;
     }
     for (const part of parts.slice(first)) await this.sink.send(part);
   }
 
-  /** Stops streaming without a final reply (the session ended); the streaming message is marked as cut off. */
+  /** Stops streaming without a final reply (the session ended); the streaming message is marked as cut off, or,
+   * when it is too old to edit, what it would show is posted anew. */
   async abort(note: string): Promise<void> {
-    this.done = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stop();
     await this.inFlight;
-    if (this.messageId !== undefined) {
-      const text = this.read();
-      const shown = text.trim() === '' ? this.preview : streamPreview(text, this.partLimit - NOTE_ROOM);
-      await this.sink.edit(this.messageId, `${shown}\n-# ${note.slice(0, NOTE_ROOM - 4)}`);
-    }
+    if (this.messageId === undefined) return;
+    const text = this.read();
+    const shown = text.trim() === '' ? this.preview : streamPreview(text, this.partLimit - NOTE_ROOM);
+    const content = `${shown}\n-# ${note.slice(0, NOTE_ROOM - 4)}`;
+    if (this.editable()) await this.sink.edit(this.messageId, content);
+    else await this.sink.send(content);
   }
 }

@@ -62,6 +62,8 @@ export class BotHarness {
       logger: process.env.TW_TEST_LOG ? createLogger(process.env.TW_TEST_LOG as 'debug') : silentLogger(),
       clientOptions: NO_THROTTLE,
       editIntervalMs: 1500,
+      // The bot's reply streams read the emulator's clock, so a test can age messages by hand.
+      ...(emuOptions.clock !== undefined && { discordClock: emuOptions.clock }),
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'test-token', ...env },
     });
     return h;
