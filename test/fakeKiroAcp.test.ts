@@ -956,3 +956,47 @@ describe('fake kiro-cli acp: its line reader', () => {
     );
   });
 });
+
+describe('fake kiro-cli acp: load behaviours and many servers', () => {
+  it('fake:hold N and fake:spin: resident memory and CPU in the chat, and a cancel still ends the spin at once', async () => {
+    const f = fake({ env: { KIRO_FAKE_ACP_MCP: '0' } });
+    const sid = await f.start();
+    const chat = await f.chat();
+    const before = readProc(chat.pid)!.rssPages;
+    expect((await f.prompt(sid, 'fake:hold 64')).text).toBe('holding 64 MB');
+    expect((readProc(chat.pid)!.rssPages - before) * 4096).toBeGreaterThan(60 * 1024 * 1024);
+    const id = f.call('session/prompt', { sessionId: sid, prompt: [{ type: 'text', text: 'fake:spin 0' }] });
+    const cpu0 = readProc(chat.pid)!.cpuTicks;
+    await waitFor(() => readProc(chat.pid)!.cpuTicks >= cpu0 + 10, 'the chat to burn 100 ms of CPU');
+    const t0 = performance.now();
+    f.notify('session/cancel', { sessionId: sid });
+    expect((await f.response(id)).result).toEqual({ stopReason: 'cancelled' });
+    expect(performance.now() - t0).toBeLessThan(500);
+    const text = (await f.prompt(sid, 'fake:spin-child')).text;
+    const pid = Number(/^spinning (\d+)$/.exec(text)![1]);
+    const spinner = identify([pid]);
+    seen.push(...spinner);
+    expect(readProc(pid)!.ppid).toBe(chat.pid);
+    // Like the classic fake's children, it is not the chat's to stop: it outlives the chat's exit.
+    f.end();
+    expect(await f.exited()).toEqual({ code: 0, signal: null });
+    expect(alive(spinner)).toHaveLength(1);
+    await killAll(spinner);
+  });
+
+  it('KIRO_FAKE_ACP_MCP=100: a hundred servers, each its own group, all stopped at EOF', async () => {
+    const f = fake({ env: { KIRO_FAKE_ACP_MCP: '100' } });
+    await f.initialize();
+    const r = await f.request('session/new', { cwd: f.home, mcpServers: [] }, 20_000);
+    expect(r.result.sessionId).toMatch(UUID_V4);
+    expect(f.frames.filter((x) => x.method === '_kiro.dev/mcp/server_initialized')).toHaveLength(100);
+    const mcps = f
+      .tree()
+      .map((p) => readProc(p.pid)!)
+      .filter((p) => p.comm === 'fake-mcp');
+    expect(mcps).toHaveLength(100);
+    expect(new Set(mcps.map((p) => p.pgid)).size).toBe(100);
+    for (const m of mcps) expect(m.pgid).toBe(m.pid);
+    await endByEof(f);
+  });
+});
