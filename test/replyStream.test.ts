@@ -116,4 +116,13 @@ describe('ReplyStream and Discord’s one-hour edit limit (hand-moved clock)', (
     expect(sink.content.get('2')).toBe('built');
     expect(sink.oldestEditAge()).toBeLessThan(59 * MIN);
   });
+
+  it('puts a note under the last part when it fits, else in a message of its own', async () => {
+    const sink = new RecordingSink(() => 0);
+    await new ReplyStream(sink, () => '').finish('short answer', '-# (turn cancelled)');
+    expect([...sink.content.values()]).toEqual(['short answer\n-# (turn cancelled)']);
+    const full = new RecordingSink(() => 0);
+    await new ReplyStream(full, () => '').finish('x'.repeat(1990), '-# 0.42 credits');
+    expect([...full.content.values()]).toEqual(['x'.repeat(1990), '-# 0.42 credits']);
+  });
 });

@@ -134,7 +134,10 @@ export class ReplyStream {
     this.rolloverTimer = undefined;
   }
 
-  /** Posts the final reply: the streaming message (while it may be edited) becomes part 1, further parts follow. */
+  /**
+   * Posts the final reply: the streaming message (while it may be edited) becomes part 1, further parts follow;
+   * `note` goes under the last part when it fits.
+   */
   async finish(text: string, note?: string): Promise<void> {
     this.stop();
     await this.inFlight;
@@ -143,8 +146,13 @@ export class ReplyStream {
       const dropped = parts.slice(this.maxParts - 1).reduce((n, p) => n + p.length, 0);
       parts = [...parts.slice(0, this.maxParts - 1), `… (${dropped} more characters of output not shown)`];
     }
-    if (note) parts.push(note);
     if (parts.length === 0) parts = ['(the agent finished without output)'];
+    // A note (stop reason, usage) goes under the last part when it fits there, else in a message of its own.
+    if (note) {
+      const last = parts.length - 1;
+      if (parts[last]!.length + 1 + note.length <= this.partLimit) parts[last] = `${parts[last]}\n${note}`;
+      else parts.push(note);
+    }
     let first = 0;
     if (this.editable()) {
       await this.sink.edit(this.messageId!, parts[0]!);
