@@ -1,11 +1,13 @@
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InstanceLock, InstanceLockedError } from '../src/app/InstanceLock.js';
 import { silentLogger } from '../src/log/logger.js';
-import { readProc } from '../src/process/procfs.js';
+import { readProc, scanProcesses } from '../src/process/procfs.js';
+import { expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
 
 let dir: string;
 beforeEach(() => {
@@ -80,5 +82,67 @@ describe('InstanceLock', () => {
     lock.release();
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`another threadwarden (pid ${process.pid}`);
+  });
+
+  describe('two bots on one database in two PID namespaces', () => {
+    const started: Pid[] = [];
+    afterEach(async () => {
+      await killAll(started);
+      started.length = 0;
+    });
+
+    /** The lock holder fixture as pid 1 of a fresh PID namespace with its own /proc, like a container. */
+    function inNamespace(db: string): { child: ChildProcess; out: () => string } {
+      const fixture = join(import.meta.dirname, 'fixtures/lockHolder.mjs');
+      const args = ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, fixture, db];
+      const child = spawn('unshare', args, { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      return { child, out: () => out };
+    }
+
+    const exited = (c: ChildProcess) =>
+      new Promise<number | null>((r) => {
+        if (c.exitCode !== null || c.signalCode !== null) r(c.exitCode);
+        else c.once('exit', (code) => r(code));
+      });
+
+    it.skipIf(process.getuid?.() !== 0)(
+      'the second is refused while the first lives, though its pid means nothing there; the lock frees when the first dies',
+      async () => {
+        const db = join(dir, 'tw.db');
+        const a = inNamespace(db);
+        started.push(...identify([a.child.pid!]));
+        await waitFor(() => /LOCKED (\d+)/.exec(a.out()), 'the first bot to take the lock');
+        // Pid 1 in its own namespace: another namespace cannot judge it by its pid.
+        expect(a.out()).toContain('LOCKED 1\n');
+        const aTree = identify([
+          a.child.pid!,
+          ...scanProcesses()
+            .filter((p) => p.ppid === a.child.pid)
+            .map((p) => p.pid),
+        ]);
+        expect(aTree.length).toBe(2);
+        started.push(...aTree);
+
+        const b = inNamespace(db);
+        started.push(...identify([b.child.pid!]));
+        expect(await exited(b.child)).toBe(3);
+        expect(b.out()).toMatch(/^REFUSED another threadwarden \(pid 1, started /);
+
+        a.child.kill('SIGKILL'); // a crash: no release, the record stays behind
+        await expectAllGone(aTree);
+        expect(JSON.parse(readFileSync(`${db}.lock`, 'utf8')).pid).toBe(1);
+
+        const c = inNamespace(db);
+        started.push(...identify([c.child.pid!]));
+        await waitFor(() => c.out().includes('LOCKED'), 'a new bot to take the freed lock');
+        c.child.stdin!.end();
+        expect(await exited(c.child)).toBe(0);
+        expect(existsSync(`${db}.lock`)).toBe(false);
+      },
+    );
   });
 });
