@@ -79,6 +79,16 @@ describe('fake kiro-cli acp: handshake and sessions', () => {
     expect(f.partial).toBe('');
   });
 
+  it('KIRO_FAKE_ACP_AUTH_ALWAYS lists kiro-login while logged in (newer kiro), and prompts still work', async () => {
+    const f = fake({ env: { KIRO_FAKE_ACP_AUTH_ALWAYS: '1' } });
+    const sid = await f.start();
+    expect(f.frames.find((x) => x.id === 1)!.result.authMethods.map((m: Frame) => m.id)).toEqual([
+      'kiro-login',
+    ]);
+    expect((await f.prompt(sid, 'hi')).text).toBe('You said: hi');
+    await endByEof(f);
+  });
+
   it('logged out: authMethods offers kiro-login, and a prompt fails -32603', async () => {
     const f = fake({ env: { KIRO_FAKE_ACP_LOGGED_OUT: '1' } });
     const sid = await f.start();
@@ -423,6 +433,8 @@ describe('fake kiro-cli acp: user text and kiro commands', () => {
     expect(t.text).toBe(
       'All tools are now trusted for this session. Tools will run without approval prompts.',
     );
+    // Commands bypass kiro's agent loop: no metadata frame.
+    expect(t.frames.map((x) => x.method ?? 'result')).toEqual(['session/update', 'result']);
     expect(ran(f)).toEqual([
       expect.objectContaining({ event: 'command', command: 'tools', args: 'trust-all' }),
     ]);
@@ -550,6 +562,11 @@ describe('fake kiro-cli acp: stored sessions and session/load', () => {
     expect(replay[1]!.content).toEqual({ type: 'text', text: 'You said: first message' });
     expect(replay[3]).toMatchObject({ title: 'Running: pwd', kind: 'execute' });
     expect(replay[6]!.content.text).toBe(`Ran pwd: ${a.home}`);
+    // kiro replays the history first, then starts the agent and its MCP servers.
+    const order = b.frames.slice(from).map((x) => x.method);
+    expect(order.lastIndexOf('session/update')).toBeLessThan(
+      order.indexOf('_kiro.dev/mcp/server_initialized'),
+    );
     expect((await b.prompt(sid, 'fake:history')).text).toBe('first message\nfake:tool\nfake:history');
     await endByEof(b);
   });
