@@ -176,7 +176,7 @@ describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in
     h.emu.userSays(threadId, h.alice, 'fake:hang');
     await waitFor(() => h!.app.pool.get(threadId)?.state === 'busy', 'the turn to start');
     const cancel = h.emu.runCommand(threadId, h.alice, 'cancel');
-    await waitFor(() => cancel.original()?.content?.includes('Ctrl-C'), 'the /cancel reply');
+    await waitFor(() => cancel.original()?.content?.includes('Cancelling'), 'the /cancel reply');
     const msgs = await h.botMessages(threadId, t0);
     expect(msgs.at(-1)!.content).toContain('cancelled');
     const tree = h.tree(threadId);

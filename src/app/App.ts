@@ -78,6 +78,7 @@ export class App {
       pool: this.pool,
       logger: options.logger,
       usage,
+      usageTotals: (threadIds) => store.usageOfThreads(threadIds),
       onRateLimited: (route) => this.metrics.recordRateLimit(route),
       ...(options.clientOptions !== undefined && { clientOptions: options.clientOptions }),
       ...(options.editIntervalMs !== undefined && { editIntervalMs: options.editIntervalMs }),

@@ -1,4 +1,5 @@
 import {
+  type AutocompleteInteraction,
   type ButtonInteraction,
   type ChatInputCommandInteraction,
   Client,
@@ -15,32 +16,25 @@ import {
   type ThreadChannel,
 } from 'discord.js';
 import type { AgentSession, CloseResult } from '../agent/AgentSession.js';
-import type { PermissionKind } from '../agent/types.js';
-import type { Config } from '../config/Config.js';
+import type { ToolStatus } from '../agent/types.js';
 import { describeEndReason, type EndReason } from '../endReasons.js';
 import { PoolFullError, SessionClosedError, SpawnFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { SessionPool } from '../pool/SessionPool.js';
+import type { UsageSums } from '../store/usageQueries.js';
 import { Access } from './Access.js';
+import { AttachmentIntake, type IncomingAttachment, refusalText } from './AttachmentIntake.js';
+import type { BridgeConfig } from './BridgeConfig.js';
 import { COMMANDS } from './commands.js';
 import { DiscordThreadSink } from './DiscordThreadSink.js';
-import { poolStatusEmbed } from './poolStatusEmbed.js';
-import { ReplyStream } from './ReplyStream.js';
-import type { SinkButton, ThreadSink } from './ThreadSink.js';
+import { NO_MENTIONS_JS } from './noMentions.js';
+import { isPermissionButton, PermissionPrompts } from './PermissionPrompt.js';
+import { SlashCommands } from './SlashCommands.js';
+import type { ThreadSink } from './ThreadSink.js';
+import { TurnView } from './TurnView.js';
+import { TypingIndicator } from './TypingIndicator.js';
 
-export type BridgeConfig = Pick<
-  Config,
-  | 'discordToken'
-  | 'discordApiBase'
-  | 'discordGuildId'
-  | 'allowedUserIds'
-  | 'allowedRoleIds'
-  | 'allowedChannelIds'
-  | 'sessionIdleTtlMs'
-  | 'maxCpuPercent'
-  | 'maxMemoryMb'
-  | 'maxStuckMs'
->;
+export type { BridgeConfig } from './BridgeConfig.js';
 
 export interface DiscordBridgeOptions {
   readonly config: BridgeConfig;
@@ -48,6 +42,8 @@ export interface DiscordBridgeOptions {
   readonly logger: Logger;
   /** CPU and memory per thread, for /pool-status. */
   readonly usage?: (threadId: string) => { cpu: number; memMb: number } | undefined;
+  /** Recorded usage sums per session and thread (SQLite), for /pool-status. */
+  readonly usageTotals?: (threadIds: readonly string[]) => UsageSums;
   /** Called for every REST 429 Discord answers. */
   readonly onRateLimited?: (route: string) => void;
   /** Extra discord.js client options (tests pass a no-op identify throttler). */
@@ -74,20 +70,6 @@ const NOTIFY: ReadonlySet<EndReason> = new Set([
   'spawn_failed',
 ]);
 
-type PermissionAnswer = 'allow' | 'deny' | 'always';
-/** Which of the agent's options each button picks (until the buttons are built from the options themselves). */
-const ANSWER_KIND: Record<PermissionAnswer, PermissionKind> = {
-  allow: 'allow_once',
-  deny: 'reject_once',
-  always: 'allow_always',
-};
-
-const PERMISSION_BUTTONS = (sessionId: string): SinkButton[] => [
-  { customId: `perm:${sessionId}:allow`, label: 'Allow', style: 'success' },
-  { customId: `perm:${sessionId}:deny`, label: 'Deny', style: 'danger' },
-  { customId: `perm:${sessionId}:always`, label: 'Always', style: 'secondary' },
-];
-
 /** Text safe inside a Discord code block: no fence can be closed by agent output. */
 function inCodeBlock(text: string, max = 1200): string {
   const body = text.length > max ? `…${text.slice(-max)}` : text;
@@ -104,20 +86,16 @@ export class DiscordBridge {
   private readonly pool: SessionPool;
   private readonly log: Logger;
   private readonly access: Access;
-  private readonly usage: DiscordBridgeOptions['usage'];
   private readonly editIntervalMs: number;
   private readonly clock: () => number;
-  private readonly typingIntervalMs: number;
   /** Threads known to be archived or deleted: nothing is posted there. */
   private readonly closedThreads = new Set<string>();
   private readonly sinks = new Map<string, DiscordThreadSink>();
-  /** Permission prompt message per session, so it can be expired when the session ends. */
-  private readonly permissionMessages = new Map<
-    string,
-    { threadId: string; messageId: string; text: string }
-  >();
+  private readonly permissions: PermissionPrompts;
+  private readonly commands: SlashCommands;
+  private readonly attachments: AttachmentIntake;
   private readonly watched = new WeakSet<AgentSession>();
-  private readonly typingTimers = new Map<string, NodeJS.Timeout>();
+  private readonly typing: TypingIndicator;
   private destroyed = false;
   private readonly onSessionEnd = (session: AgentSession, result: CloseResult) =>
     this.sessionEnded(session, result);
@@ -127,10 +105,23 @@ export class DiscordBridge {
     this.pool = options.pool;
     this.log = options.logger.child({ component: 'discord' });
     this.access = new Access(options.config);
-    this.usage = options.usage;
     this.editIntervalMs = options.editIntervalMs ?? 1500;
     this.clock = options.clock ?? Date.now;
-    this.typingIntervalMs = options.typingIntervalMs ?? 8000;
+    this.typing = new TypingIndicator(options.typingIntervalMs ?? 8000);
+    this.permissions = new PermissionPrompts(this.log);
+    this.attachments = new AttachmentIntake({
+      maxFileBytes: this.cfg.attachmentMaxBytes,
+      maxMessageBytes: this.cfg.attachmentMaxMessageBytes,
+      logger: this.log,
+    });
+    this.commands = new SlashCommands({
+      config: this.cfg,
+      pool: this.pool,
+      logger: this.log,
+      usage: options.usage,
+      usageTotals: options.usageTotals,
+      allowed: (i) => this.interactionAllowed(i),
+    });
     this.client = new Client({
       intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent],
       // Events for threads and messages the client has not cached must still arrive.
@@ -186,8 +177,7 @@ export class DiscordBridge {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const t of this.typingTimers.values()) clearInterval(t);
-    this.typingTimers.clear();
+    this.typing.close();
     this.pool.off('sessionEnd', this.onSessionEnd);
     await this.client.destroy();
   }
@@ -232,7 +222,7 @@ export class DiscordBridge {
   }
 
   private async endThread(threadId: string, reason: EndReason): Promise<void> {
-    this.stopTyping(threadId);
+    this.typing.stop(threadId);
     const result = await this.pool.close(threadId, reason);
     if (result)
       this.log.info({ threadId, reason, ms: Math.round(result.kill.durationMs) }, 'thread ended its session');
@@ -250,6 +240,7 @@ export class DiscordBridge {
     const channel = message.channel.partial ? await message.channel.fetch() : message.channel;
     const text = message.content.replace(new RegExp(`<@!?${botId}>`, 'g'), '').trim();
     const roles = this.roleIds(message.member);
+    const files = incomingAttachments(message);
 
     if (channel.isThread()) {
       const ours = channel.ownerId === botId;
@@ -262,20 +253,20 @@ export class DiscordBridge {
         parentId: channel.parentId,
       });
       if (!allowed) return this.refuse(message);
-      if (text === '') return;
-      return this.runTurn(channel, message, text);
+      if (text === '' && files.length === 0) return;
+      return this.runTurn(channel, message, text, files);
     }
     if (!mentioned) return;
     if (!this.access.allows({ userId: message.author.id, roleIds: roles, channelId: channel.id })) {
       return this.refuse(message);
     }
-    if (text === '') {
+    if (text === '' && files.length === 0) {
       await this.sink(channel.id).react(message.id, '❓');
       return;
     }
-    const name = text.replace(/\s+/g, ' ').slice(0, 90).trim() || 'agent session';
+    const name = (text || files[0]?.name || '').replace(/\s+/g, ' ').slice(0, 90).trim() || 'agent session';
     const thread = await message.startThread({ name, autoArchiveDuration: 1440 });
-    return this.runTurn(thread, message, text);
+    return this.runTurn(thread, message, text, files);
   }
 
   private async refuse(message: Message): Promise<void> {
@@ -287,7 +278,12 @@ export class DiscordBridge {
   }
 
   /** One user message: acquire the thread's session, queue the turn, stream the reply, mark the outcome. */
-  private async runTurn(thread: ThreadChannel, message: Message, text: string): Promise<void> {
+  private async runTurn(
+    thread: ThreadChannel,
+    message: Message,
+    text: string,
+    files: readonly IncomingAttachment[] = [],
+  ): Promise<void> {
     const sink = this.sink(thread.id);
     const marks = this.sink(message.channelId);
     await marks.react(message.id, REACTIONS.received);
@@ -309,30 +305,41 @@ export class DiscordBridge {
       return;
     }
     this.watch(session, sink);
+    // Files go into the thread's workspace before the message is queued; refusals are told, never dropped.
+    const intake = await this.attachments.take(session.cwd, message.id, files);
+    if (intake.refused.length > 0) await sink.send(refusalText(intake.refused));
+    if (text === '' && intake.saved.length === 0) {
+      await marks.unreact(message.id, REACTIONS.received);
+      await marks.react(message.id, REACTIONS.error);
+      return;
+    }
     let myTurn: number | undefined;
-    const stream = new ReplyStream(sink, () => session.partial(), {
-      editIntervalMs: this.editIntervalMs,
-      now: this.clock,
+    const view = new TurnView(sink, () => session.partial(), {
+      reply: { editIntervalMs: this.editIntervalMs, now: this.clock },
+      usageFooter: this.cfg.usageFooter,
     });
     const onActivity = () => {
-      if (myTurn !== undefined && session.currentTurnId === myTurn) stream.update();
+      if (myTurn !== undefined && session.currentTurnId === myTurn) view.text();
+    };
+    const onTool = (tool: { turnId: number; id: string; title: string; status: ToolStatus }) => {
+      if (tool.turnId === myTurn) view.tool(tool);
     };
     session.on('activity', onActivity);
+    session.on('tool', onTool);
     try {
-      const result = await session.prompt(text, {
+      const input = { text, ...(intake.saved.length > 0 && { attachments: intake.saved }) };
+      const result = await session.prompt(input, {
         onStart: (turnId) => {
           myTurn = turnId;
           void marks.react(message.id, REACTIONS.working);
         },
       });
-      await stream.finish(result.text, result.cancelled ? '-# (turn cancelled)' : undefined);
+      await view.finish(result);
       await marks.react(message.id, REACTIONS.done);
     } catch (err) {
       if (err instanceof SessionClosedError || err instanceof SpawnFailedError) {
         // The session's end is announced once by sessionEnded(); here just mark the message.
-        await stream.abort(
-          `(session ended: ${err instanceof SpawnFailedError ? 'spawn_failed' : err.reason})`,
-        );
+        await view.abort(`(session ended: ${err instanceof SpawnFailedError ? 'spawn_failed' : err.reason})`);
       } else {
         this.log.error({ err, threadId: thread.id }, 'turn failed');
         await sink.send('⚠️ Something went wrong while handling this message; it was not sent to the agent.');
@@ -340,6 +347,7 @@ export class DiscordBridge {
       await marks.react(message.id, REACTIONS.error);
     } finally {
       session.off('activity', onActivity);
+      session.off('tool', onTool);
       await marks.unreact(message.id, REACTIONS.received);
       if (myTurn !== undefined) await marks.unreact(message.id, REACTIONS.working);
     }
@@ -350,41 +358,23 @@ export class DiscordBridge {
     if (this.watched.has(session)) return;
     this.watched.add(session);
     session.on('state', (state) => {
-      if (state === 'busy') this.startTyping(session.threadId, sink);
-      else this.stopTyping(session.threadId);
+      if (state === 'busy') this.typing.start(session.threadId, sink);
+      else this.typing.stop(session.threadId);
     });
-    session.on('permission', ({ title: text }) => {
-      this.stopTyping(session.threadId);
-      const content = `🔐 The agent asks for permission:\n> ${text.replaceAll('\n', ' ')}`;
-      void sink.send(content, PERMISSION_BUTTONS(session.id)).then((messageId) => {
-        if (messageId)
-          this.permissionMessages.set(session.id, { threadId: session.threadId, messageId, text: content });
-      });
+    session.on('permission', (request) => {
+      this.typing.stop(session.threadId);
+      void this.permissions.show(session, request, sink);
     });
-  }
-
-  private startTyping(threadId: string, sink: ThreadSink): void {
-    if (this.typingTimers.has(threadId)) return;
-    void sink.typing();
-    const timer = setInterval(() => void sink.typing(), this.typingIntervalMs);
-    timer.unref();
-    this.typingTimers.set(threadId, timer);
-  }
-
-  private stopTyping(threadId: string): void {
-    clearInterval(this.typingTimers.get(threadId));
-    this.typingTimers.delete(threadId);
+    session.on('permissionResolved', ({ requestId, optionId }) => {
+      void this.permissions.resolved(session.id, requestId, optionId);
+    });
   }
 
   /** Tells the thread why its session ended, when the user did not ask for it. */
   private async sessionEnded(session: AgentSession, result: CloseResult): Promise<void> {
-    this.stopTyping(session.threadId);
+    this.typing.stop(session.threadId);
     const sink = this.sink(session.threadId);
-    const prompt = this.permissionMessages.get(session.id);
-    if (prompt) {
-      this.permissionMessages.delete(session.id);
-      await sink.edit(prompt.messageId, `${prompt.text}\n-# (expired: the session ended)`, []);
-    }
+    await this.permissions.expireSession(session.id, 'the session ended');
     if (!NOTIFY.has(result.reason) || this.destroyed) return;
     let text = `⚠️ The agent session ended because ${describeEndReason(result.reason)} (\`${result.reason}\`).`;
     if (
@@ -398,12 +388,15 @@ export class DiscordBridge {
   }
 
   private async onInteraction(interaction: Interaction): Promise<void> {
-    if (interaction.isChatInputCommand()) return this.onCommand(interaction);
-    if (interaction.isButton() && interaction.customId.startsWith('perm:'))
+    if (interaction.isChatInputCommand()) return this.commands.run(interaction);
+    if (interaction.isAutocomplete()) return this.commands.autocomplete(interaction);
+    if (interaction.isButton() && isPermissionButton(interaction.customId))
       return this.onPermissionButton(interaction);
   }
 
-  private interactionAllowed(interaction: ChatInputCommandInteraction | ButtonInteraction): boolean {
+  private interactionAllowed(
+    interaction: ChatInputCommandInteraction | ButtonInteraction | AutocompleteInteraction,
+  ): boolean {
     const channel = interaction.channel;
     const parentId = channel?.isThread() ? channel.parentId : null;
     const member = interaction.member as GuildMember | { roles: string[] } | null;
@@ -420,63 +413,7 @@ export class DiscordBridge {
     });
   }
 
-  private async onCommand(interaction: ChatInputCommandInteraction): Promise<void> {
-    // Acknowledge first: Discord's 3 s deadline does not wait for a tree kill.
-    await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-    if (!this.interactionAllowed(interaction)) {
-      await interaction.editReply({
-        content: '🚫 You are not allowed to use this bot here.',
-        allowedMentions: NO_MENTIONS_JS,
-      });
-      return;
-    }
-    const threadId = interaction.channelId;
-    switch (interaction.commandName) {
-      case 'pool-status': {
-        const embed = poolStatusEmbed({
-          sessions: this.pool.list(),
-          max: this.pool.max,
-          ended: this.pool.endedCounts(),
-          usage: (id) => this.usage?.(id),
-          limits: {
-            idleTtlMs: this.cfg.sessionIdleTtlMs,
-            maxCpuPercent: this.cfg.maxCpuPercent,
-            maxMemoryMb: this.cfg.maxMemoryMb,
-            maxStuckMs: this.cfg.maxStuckMs,
-          },
-          now: Date.now(),
-        });
-        await interaction.editReply({ embeds: [embed], allowedMentions: NO_MENTIONS_JS });
-        return;
-      }
-      case 'cancel': {
-        const session = this.pool.get(threadId);
-        const ok = session?.cancel() ?? false;
-        await interaction.editReply({
-          content: ok
-            ? 'Sent Ctrl-C: the current turn is being cancelled.'
-            : 'No turn is running in this thread.',
-          allowedMentions: NO_MENTIONS_JS,
-        });
-        return;
-      }
-      case 'reset': {
-        const result = await this.pool.close(threadId, 'reset');
-        await interaction.editReply({
-          content: result
-            ? `Session ended (${result.kill.pids.length} process(es) stopped in ${Math.round(result.kill.durationMs)} ms). Your next message starts a new session.`
-            : 'This thread has no live session.',
-          allowedMentions: NO_MENTIONS_JS,
-        });
-        return;
-      }
-      default:
-        await interaction.editReply({ content: 'Unknown command.', allowedMentions: NO_MENTIONS_JS });
-    }
-  }
-
   private async onPermissionButton(interaction: ButtonInteraction): Promise<void> {
-    const [, sessionId, answer] = interaction.customId.split(':');
     if (!this.interactionAllowed(interaction)) {
       await interaction.reply({
         content: '🚫 You are not allowed to answer for this agent.',
@@ -484,26 +421,26 @@ export class DiscordBridge {
       });
       return;
     }
-    const session = this.pool.get(interaction.channelId ?? '');
-    const valid = answer === 'allow' || answer === 'deny' || answer === 'always';
-    const question = session && session.id === sessionId ? session.pendingPermission : undefined;
-    const option = valid ? question?.options.find((o) => o.kind === ANSWER_KIND[answer]) : undefined;
-    if (!session || !question || !option || !session.answerPermission(question.requestId, option.optionId)) {
+    const outcome = this.permissions.press(interaction.customId, interaction.channelId, interaction.user.id);
+    if (outcome.content === undefined) {
       await interaction.reply({
         content: 'This permission prompt has expired.',
         flags: MessageFlags.Ephemeral,
       });
       return;
     }
-    this.permissionMessages.delete(session.id);
-    const label = { allow: 'Allowed', deny: 'Denied', always: 'Always allowed' }[answer as PermissionAnswer];
-    await interaction.update({
-      content: `${interaction.message.content}\n-# ${label} by <@${interaction.user.id}>`,
-      components: [],
-      allowedMentions: NO_MENTIONS_JS,
-    });
+    // Answered or expired: the question loses its buttons and says what happened, for everyone in the thread.
+    await interaction.update({ content: outcome.content, components: [], allowedMentions: NO_MENTIONS_JS });
   }
 }
 
-/** discord.js's spelling of "ping nobody". */
-const NO_MENTIONS_JS = { parse: [], repliedUser: false } as const;
+/** A message's attachments as the intake takes them. */
+function incomingAttachments(message: Message): IncomingAttachment[] {
+  return [...message.attachments.values()].map((a) => ({
+    id: a.id,
+    name: a.name,
+    url: a.url,
+    size: a.size,
+    contentType: a.contentType,
+  }));
+}

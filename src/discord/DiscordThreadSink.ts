@@ -1,11 +1,9 @@
 import { type REST, Routes } from 'discord.js';
 import type { Logger } from '../log/logger.js';
+import { NO_MENTIONS } from './noMentions.js';
 import type { SinkButton, ThreadSink } from './ThreadSink.js';
 
 const STYLE = { primary: 1, secondary: 2, success: 3, danger: 4 } as const;
-
-/** Pings nobody: not @everyone, not roles, not users, not the replied-to author. */
-export const NO_MENTIONS = { parse: [] as never[], replied_user: false };
 
 function components(buttons: readonly SinkButton[] | undefined) {
   if (buttons === undefined) return undefined;

@@ -1,4 +1,4 @@
-import { ReplyStream } from './ReplyStream.js';
+import { ReplyStream, type ReplyStreamOptions } from './ReplyStream.js';
 import type { StopReason, ToolCallInfo, TurnUsage } from './sessionTypes.js';
 import { stopReasonNote } from './stopReasonNote.js';
 import type { ThreadSink } from './ThreadSink.js';
@@ -6,7 +6,8 @@ import { ToolCallLines } from './ToolCallLines.js';
 import { usageFooter } from './usageFooter.js';
 
 export interface TurnViewOptions {
-  readonly editIntervalMs: number;
+  /** Options of the streaming reply (its edit interval is also the tool lines' one). */
+  readonly reply: ReplyStreamOptions;
   /** Show the usage footer under the final reply (USAGE_FOOTER). */
   readonly usageFooter: boolean;
 }
@@ -29,8 +30,10 @@ export class TurnView {
   private readonly footer: boolean;
 
   constructor(sink: ThreadSink, read: () => string, options: TurnViewOptions) {
-    this.reply = new ReplyStream(sink, read, { editIntervalMs: options.editIntervalMs });
-    this.tools = new ToolCallLines(sink, { editIntervalMs: options.editIntervalMs });
+    this.reply = new ReplyStream(sink, read, options.reply);
+    this.tools = new ToolCallLines(sink, {
+      ...(options.reply.editIntervalMs !== undefined && { editIntervalMs: options.reply.editIntervalMs }),
+    });
     this.footer = options.usageFooter;
   }
 

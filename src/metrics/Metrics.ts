@@ -137,7 +137,11 @@ export class Metrics {
       () => this.spawn.observe((Date.now() - s.startedAt) / 1000),
       () => {},
     );
-    s.on('turnEnd', (r) => this.turn.observe(r.durationMs / 1000));
+    s.on('turnEnd', (r) => {
+      this.turn.observe(r.durationMs / 1000);
+      // The turn's merged usage: kiro may report it in two metadata frames, counted once here.
+      if (r.usage) this.recordUsage(s.threadId, r.usage);
+    });
   }
 
   /** Processes the orphan reaper killed at start-up or on `threadwarden reap`. */
