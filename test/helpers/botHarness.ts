@@ -55,6 +55,8 @@ export class BotHarness {
       DATABASE_PATH: join(h.dir, 'tw.db'),
       KILL_GRACE_MS: '500',
       HTTP_PORT: '0',
+      // Replies compared byte for byte stay free of the usage line; the usage tests turn it on.
+      USAGE_FOOTER: 'false',
       ...env,
     });
     h.app = await App.start({
