@@ -1,6 +1,6 @@
 import type { ClientOptions } from 'discord.js';
 import type { Config } from '../config/Config.js';
-import { DiscordBridge } from '../discord/DiscordBridge.js';
+import { DiscordBridge, type DiscordBridgeOptions } from '../discord/DiscordBridge.js';
 import { HttpServer } from '../http/HttpServer.js';
 import type { Logger } from '../log/logger.js';
 import { Metrics } from '../metrics/Metrics.js';
@@ -23,6 +23,8 @@ export interface AppOptions {
   readonly editIntervalMs?: number;
   /** Wall clock of the Discord bridge's reply streams (tests move it with the emulator's). */
   readonly discordClock?: () => number;
+  /** Test hook of the Discord bridge: awaited at each step of handling a message (DiscordBridgeOptions.onStep). */
+  readonly onMessageStep?: DiscordBridgeOptions['onStep'];
   /** This instance's id in its agents' markers; default a random UUID. */
   readonly instanceId?: string;
   /** Which earlier instances' leftovers the start-up reaper may end; default all (see ReapOptions.owns). */
@@ -83,6 +85,7 @@ export class App {
       ...(options.clientOptions !== undefined && { clientOptions: options.clientOptions }),
       ...(options.editIntervalMs !== undefined && { editIntervalMs: options.editIntervalMs }),
       ...(options.discordClock !== undefined && { clock: options.discordClock }),
+      ...(options.onMessageStep !== undefined && { onStep: options.onMessageStep }),
     });
     this.http = new HttpServer({
       config: options.config,

@@ -54,7 +54,19 @@ export interface DiscordBridgeOptions {
   readonly clock?: () => number;
   /** How often the typing indicator is renewed while the agent works, ms (Discord shows it for 10 s). */
   readonly typingIntervalMs?: number;
+  /**
+   * Test hook, awaited at each step of handling a message where an archive or delete can land: after the channel
+   * is known (fetched when uncached), after the bot started the thread, after the first reaction, and after the
+   * session was acquired. Tests land an archive exactly there.
+   */
+  readonly onStep?: (step: MessageStep, threadId: string) => Promise<void> | void;
 }
+
+/** The points of handling a message at which `onStep` is called. */
+export type MessageStep = 'channel' | 'thread-started' | 'reacted' | 'acquired';
+
+/** Archive and delete events remembered for messages still being handled (see `closedSince`). */
+const CLOSE_EVENTS_KEPT = 10_000;
 
 /** Status reactions on the user's message. */
 export const REACTIONS = { received: '👀', working: '⏳', done: '✅', error: '❌', refused: '🚫' } as const;
@@ -90,6 +102,10 @@ export class DiscordBridge {
   private readonly clock: () => number;
   /** Threads known to be archived or deleted: nothing is posted there. */
   private readonly closedThreads = new Set<string>();
+  /** Archive and delete events so far; the latest one per thread, with its reason (recent ones only). */
+  private closeEvents = 0;
+  private readonly lastClose = new Map<string, { seq: number; reason: EndReason }>();
+  private readonly onStep: DiscordBridgeOptions['onStep'];
   private readonly sinks = new Map<string, DiscordThreadSink>();
   private readonly permissions: PermissionPrompts;
   private readonly commands: SlashCommands;
@@ -122,6 +138,7 @@ export class DiscordBridge {
       usageTotals: options.usageTotals,
       allowed: (i) => this.interactionAllowed(i),
     });
+    this.onStep = options.onStep;
     this.client = new Client({
       intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent],
       // Events for threads and messages the client has not cached must still arrive.
@@ -211,14 +228,28 @@ export class DiscordBridge {
     if (typeof d?.id !== 'string') return;
     const threadId = d.id;
     if (packet.t === 'THREAD_DELETE') {
-      this.closedThreads.add(threadId);
+      this.markClosed(threadId, 'deleted');
       void this.endThread(threadId, 'deleted');
     } else if (d.thread_metadata?.archived === true) {
-      this.closedThreads.add(threadId);
+      this.markClosed(threadId, 'archived');
       void this.endThread(threadId, 'archived');
     } else if (d.thread_metadata?.archived === false) {
       this.closedThreads.delete(threadId);
     }
+  }
+
+  private markClosed(threadId: string, reason: EndReason): void {
+    this.closedThreads.add(threadId);
+    this.lastClose.delete(threadId);
+    this.lastClose.set(threadId, { seq: ++this.closeEvents, reason });
+    // Only messages being handled now need these, for a few awaits each: keep the recent ones.
+    if (this.lastClose.size > CLOSE_EVENTS_KEPT) this.lastClose.delete(this.lastClose.keys().next().value!);
+  }
+
+  /** Why the thread was archived or deleted after `seq` (the count when a message arrived), if it was. */
+  private closedSince(threadId: string, seq: number): EndReason | undefined {
+    const last = this.lastClose.get(threadId);
+    return last && last.seq > seq ? last.reason : undefined;
   }
 
   private async endThread(threadId: string, reason: EndReason): Promise<void> {
@@ -237,7 +268,23 @@ export class DiscordBridge {
     const botId = this.client.user?.id;
     if (!botId) return;
     const mentioned = message.mentions.users.has(botId);
-    const channel = message.channel.partial ? await message.channel.fetch() : message.channel;
+    // A user's message in a thread means the thread was open when it was written (on Discord, posting reopens
+    // it). Whatever archives or deletes a thread from here on is newer than this message, and every await below
+    // checks for it: no agent starts and nothing is posted for a thread closed meanwhile.
+    const seq = this.closeEvents;
+    this.closedThreads.delete(message.channelId);
+    // For a thread it has not cached (after a restart), discord.js builds the channel from the message alone: no
+    // owner, no parent, and a later fetch does not set the owner (only the constructor does). Drop that bare object
+    // and build the thread from Discord's answer, or the bot's own thread would look like someone else's.
+    let channel = message.channel;
+    if (channel.partial) channel = await channel.fetch();
+    else if (channel.isThread() && (channel.ownerId === undefined || channel.parentId === null)) {
+      this.client.channels.cache.delete(channel.id);
+      const fetched = await this.client.channels.fetch(channel.id, { force: true });
+      if (fetched?.isThread()) channel = fetched;
+    }
+    await this.onStep?.('channel', channel.id);
+    if (this.closedSince(channel.id, seq)) return;
     const text = message.content.replace(new RegExp(`<@!?${botId}>`, 'g'), '').trim();
     const roles = this.roleIds(message.member);
     const files = incomingAttachments(message);
@@ -245,7 +292,6 @@ export class DiscordBridge {
     if (channel.isThread()) {
       const ours = channel.ownerId === botId;
       if (!ours && !mentioned) return;
-      this.closedThreads.delete(channel.id);
       const allowed = this.access.allows({
         userId: message.author.id,
         roleIds: roles,
@@ -254,7 +300,7 @@ export class DiscordBridge {
       });
       if (!allowed) return this.refuse(message);
       if (text === '' && files.length === 0) return;
-      return this.runTurn(channel, message, text, files);
+      return this.runTurn(channel, message, text, seq, files);
     }
     if (!mentioned) return;
     if (!this.access.allows({ userId: message.author.id, roleIds: roles, channelId: channel.id })) {
@@ -266,7 +312,9 @@ export class DiscordBridge {
     }
     const name = (text || files[0]?.name || '').replace(/\s+/g, ' ').slice(0, 90).trim() || 'agent session';
     const thread = await message.startThread({ name, autoArchiveDuration: 1440 });
-    return this.runTurn(thread, message, text, files);
+    await this.onStep?.('thread-started', thread.id);
+    if (this.closedSince(thread.id, seq)) return;
+    return this.runTurn(thread, message, text, seq, files);
   }
 
   private async refuse(message: Message): Promise<void> {
@@ -277,24 +325,38 @@ export class DiscordBridge {
     await this.sink(message.channelId).react(message.id, REACTIONS.refused);
   }
 
-  /** One user message: acquire the thread's session, queue the turn, stream the reply, mark the outcome. */
+  /**
+   * One user message: acquire the thread's session, queue the turn, stream the reply, mark the outcome. `seq`:
+   * the archive/delete count when the message arrived; a thread closed since gets no agent and no post.
+   */
   private async runTurn(
     thread: ThreadChannel,
     message: Message,
     text: string,
+    seq: number,
     files: readonly IncomingAttachment[] = [],
   ): Promise<void> {
     const sink = this.sink(thread.id);
     const marks = this.sink(message.channelId);
     await marks.react(message.id, REACTIONS.received);
+    await this.onStep?.('reacted', thread.id);
+    if (this.closedSince(thread.id, seq)) return marks.unreact(message.id, REACTIONS.received);
     let session: AgentSession;
     try {
       session = await this.pool.acquire(thread.id, {
         channelId: thread.parentId ?? undefined,
         userId: message.author.id,
       });
+      await this.onStep?.('acquired', thread.id);
+      const closed = this.closedSince(thread.id, seq);
+      if (closed) {
+        // Closed while the agent was starting: end it here (the close that landed may have found nothing).
+        await this.pool.close(thread.id, closed);
+        return marks.unreact(message.id, REACTIONS.received);
+      }
     } catch (err) {
       await marks.unreact(message.id, REACTIONS.received);
+      if (this.closedSince(thread.id, seq)) return;
       await marks.react(message.id, REACTIONS.error);
       if (err instanceof PoolFullError) {
         await sink.send(`⏳ ${err.message} Nothing was lost: send your message again then.`);

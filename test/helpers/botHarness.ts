@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import type { APIMessage, APIUser } from 'discord-api-types/v10';
-import { App } from '../../src/app/App.js';
+import { App, type AppOptions } from '../../src/app/App.js';
 import { parseConfig } from '../../src/config/Config.js';
 import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
@@ -35,6 +35,7 @@ export class BotHarness {
   static async start(
     envOrFn: Record<string, string> | ((emu: DiscordEmulator) => Record<string, string>) = {},
     emuOptions: ConstructorParameters<typeof DiscordEmulator>[0] = {},
+    appOptions: Pick<AppOptions, 'onMessageStep'> = {},
   ): Promise<BotHarness> {
     const emu = new DiscordEmulator(emuOptions);
     await emu.start();
@@ -66,6 +67,7 @@ export class BotHarness {
       editIntervalMs: 1500,
       // The bot's reply streams read the emulator's clock, so a test can age messages by hand.
       ...(emuOptions.clock !== undefined && { discordClock: emuOptions.clock }),
+      ...appOptions,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'test-token', ...env },
     });
     return h;
