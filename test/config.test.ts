@@ -26,6 +26,7 @@ describe('config', () => {
       trustAllTools: false,
       workspaceRoot: './data/workspaces',
       databasePath: './data/threadwarden.db',
+      historyRetentionDays: 90,
       maxSessions: 10,
       sessionIdleTtlMs: 1_800_000,
       killGraceMs: 1500,
@@ -72,6 +73,8 @@ describe('config', () => {
     ['ATTACHMENT_MAX_MESSAGE_BYTES', '0', 'whole number from 1'],
     ['ATTACHMENT_MAX_MESSAGE_BYTES', '1000', 'at least ATTACHMENT_MAX_BYTES'],
     ['AGENT_SANDBOX', 'maybe', 'auto, on or off'],
+    ['HISTORY_RETENTION_DAYS', '0', 'whole number from 1 to 36500'],
+    ['HISTORY_RETENTION_DAYS', '90d', 'whole number from 1 to 36500'],
   ])('rejects %s=%s naming the variable, value and expectation', (variable, value, expected) => {
     const issues = issuesOf({ ...base, [variable]: value });
     expect(issues).toEqual([expect.objectContaining({ variable, value })]);
@@ -125,5 +128,21 @@ describe('bad configuration at start-up', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('USAGE_FOOTER="sometimes"');
     expect(r.stderr).toContain('expected true or false');
+  });
+
+  it('exits with code 2 naming a bad history retention', () => {
+    const r = spawnSync(process.execPath, ['dist/src/cli.js', 'start'], {
+      env: {
+        PATH: process.env.PATH,
+        DISCORD_TOKEN: 'x',
+        ALLOW_ALL_USERS: 'true',
+        HISTORY_RETENTION_DAYS: '-1',
+      },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('HISTORY_RETENTION_DAYS="-1"');
+    expect(r.stderr).toContain('expected a whole number from 1 to 36500');
   });
 });

@@ -103,7 +103,10 @@ export class App {
     const lock = InstanceLock.acquire(config.databasePath, logger);
     let store: Store;
     try {
-      store = new Store(config.databasePath, { logger });
+      store = new Store(config.databasePath, {
+        logger,
+        retentionMs: config.historyRetentionDays * 86_400_000,
+      });
     } catch (err) {
       lock.release();
       throw err;

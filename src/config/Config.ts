@@ -60,6 +60,7 @@ const schema = z.object({
   AGENT_SANDBOX: z.enum(['auto', 'on', 'off'], { message: 'auto, on or off' }).default('auto'),
   WORKSPACE_ROOT: z.string().min(1, 'a directory path').default('./data/workspaces'),
   DATABASE_PATH: z.string().min(1, 'a file path').default('./data/threadwarden.db'),
+  HISTORY_RETENTION_DAYS: int(1, 36_500).default(90),
   MAX_SESSIONS: int(1, 10_000).default(10),
   SESSION_IDLE_TTL_MS: int(1_000, 2_147_483_647).default(1_800_000),
   KILL_GRACE_MS: int(0, 60_000).default(1500),
@@ -101,6 +102,8 @@ export interface Config {
   readonly agentSandbox: 'auto' | 'on' | 'off';
   readonly workspaceRoot: string;
   readonly databasePath: string;
+  /** Ended sessions and events older than this many days are deleted from the history. */
+  readonly historyRetentionDays: number;
   readonly maxSessions: number;
   readonly sessionIdleTtlMs: number;
   readonly killGraceMs: number;
@@ -192,6 +195,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     agentSandbox: c.AGENT_SANDBOX,
     workspaceRoot: c.WORKSPACE_ROOT,
     databasePath: c.DATABASE_PATH,
+    historyRetentionDays: c.HISTORY_RETENTION_DAYS,
     maxSessions: c.MAX_SESSIONS,
     sessionIdleTtlMs: c.SESSION_IDLE_TTL_MS,
     killGraceMs: c.KILL_GRACE_MS,

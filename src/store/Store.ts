@@ -73,6 +73,18 @@ export interface StoreOptions {
   readonly logger: Logger;
   readonly migrationsDir?: string;
   readonly readonly?: boolean;
+  /**
+   * Ended sessions (and their events), and events of any session, older than this are deleted: once at open and
+   * then every hour. Default 90 days (HISTORY_RETENTION_DAYS). Ignored read-only.
+   */
+  readonly retentionMs?: number;
+  readonly now?: () => number;
+}
+
+/** What the store could not write: rows dropped when the queue overflowed, and rows that could never succeed. */
+export interface WriteLosses {
+  readonly dropped: number;
+  readonly rejected: number;
 }
 
 const COLUMNS = `id, thread_id AS threadId, channel_id AS channelId, user_id AS userId, instance_id AS instanceId,
@@ -81,20 +93,53 @@ const COLUMNS = `id, thread_id AS threadId, channel_id AS channelId, user_id AS 
   pids_killed AS pidsKilled, teardown_ms AS teardownMs, peak_cpu AS peakCpu, peak_mem_mb AS peakMemMb, turns,
   last_output AS lastOutput, isolation`;
 
-/** Failed writes kept for replay while the disk is full or read-only; beyond this the oldest are dropped. */
+/** Failed writes kept for replay while the disk is full or read-only; beyond this the oldest events are dropped. */
 const MAX_PENDING_WRITES = 10_000;
+/** last_output is the agent's last lines for `history`; the tail of this many characters is kept. */
+export const MAX_LAST_OUTPUT_CHARS = 4000;
+const DAY_MS = 86_400_000;
+const PRUNE_EVERY_MS = 3_600_000;
+/** Rows deleted per statement while pruning, so one prune never holds the write lock for long. */
+const PRUNE_BATCH = 5000;
 
 /**
- * The SQLite history of sessions. Writes never throw into the bot: a failed write (read-only file, full disk) is
- * kept and replayed in order once writes work again, and `health()` reports the fault meanwhile.
+ * A write that can never succeed, whenever it is retried (a foreign key to a dropped row, a CHECK, a bad value):
+ * skipped and reported. Anything else (read-only file, full disk, I/O, busy) is a fault of the moment: retried.
+ */
+function neverSucceeds(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string')
+    return code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG';
+  return err instanceof RangeError || err instanceof TypeError;
+}
+
+interface PendingWrite {
+  /** Events may be dropped on overflow; session rows are kept as long as possible (events depend on them). */
+  readonly kind: 'row' | 'event';
+  readonly run: () => void;
+}
+
+/**
+ * The SQLite history of sessions. Writes never throw into the bot and never run in the caller's stack: they are
+ * queued and committed together in one transaction on the next turn of the event loop (one fsync for everything
+ * a burst of pty or ACP traffic recorded). A write failing for a fault of the moment (read-only file, full disk) is
+ * kept and replayed in order once writes work again, and `health()` reports the fault meanwhile; a write that can
+ * never succeed is skipped and counted, so it never stalls the ones behind it. Reads see every queued write.
  */
 export class Store {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly logger: Logger;
-  private readonly pending: (() => void)[] = [];
+  private readonly pending: PendingWrite[] = [];
   private lastError: Error | undefined;
   private closed = false;
+  private flushScheduled: NodeJS.Immediate | undefined;
+  private readonly pruneTimer: NodeJS.Timeout | undefined;
+  private readonly retentionMs: number;
+  private readonly now: () => number;
+  private losses = { dropped: 0, rejected: 0 };
+  /** Transactions committed by flush(), for tests and metrics. */
+  commits = 0;
   private readonly stmts;
 
   constructor(path: string, options: StoreOptions) {
@@ -128,32 +173,110 @@ export class Store {
           event: db.prepare('INSERT INTO events (session_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
           probe: db.prepare('INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)'),
         };
+    this.retentionMs = options.retentionMs ?? 90 * DAY_MS;
+    this.now = options.now ?? Date.now;
+    if (!options.readonly) {
+      this.prune();
+      this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
+      this.pruneTimer.unref();
+    }
   }
 
-  /** Runs a write now, after replaying any that failed earlier; on failure keeps it for later. */
-  private write(fn: () => void): void {
+  /** Queues a write; the queue is committed on the next turn of the event loop (see flush). */
+  private write(fn: () => void, kind: PendingWrite['kind'] = 'row'): void {
     if (this.closed) return;
-    this.pending.push(fn);
-    if (this.pending.length > MAX_PENDING_WRITES) this.pending.shift();
-    this.flush();
+    this.pending.push({ kind, run: fn });
+    if (this.pending.length > MAX_PENDING_WRITES) {
+      const oldestEvent = this.pending.findIndex((w) => w.kind === 'event');
+      this.pending.splice(oldestEvent >= 0 ? oldestEvent : 0, 1);
+      if (this.losses.dropped++ === 0)
+        this.logger.error(
+          { max: MAX_PENDING_WRITES },
+          'database write queue full: dropping the oldest writes',
+        );
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = setImmediate(() => {
+        this.flushScheduled = undefined;
+        this.flush();
+      });
+      this.flushScheduled.unref();
+    }
   }
 
-  /** Replays pending writes in order; stops at the first failure. Returns true when none remain. */
+  /**
+   * Commits every queued write in one transaction, in order. A write that can never succeed is rolled back alone
+   * (a savepoint), counted and skipped; any other failure rolls the batch back and keeps it for the next try.
+   * Returns true when none remain.
+   */
   flush(): boolean {
-    while (this.pending.length > 0) {
-      try {
-        this.pending[0]!();
-      } catch (err) {
-        if (!this.lastError)
-          this.logger.error({ err, pending: this.pending.length }, 'database write failed; will retry');
-        this.lastError = err as Error;
-        return false;
-      }
-      this.pending.shift();
+    if (this.pending.length === 0 || this.closed) return this.pending.length === 0;
+    const batch = this.pending.length;
+    const rejected: { err: unknown }[] = [];
+    try {
+      this.db.transaction(() => {
+        for (let i = 0; i < batch; i++) {
+          try {
+            // Nested: a savepoint, so a rejected write leaves the others of the batch intact.
+            this.db.transaction(this.pending[i]!.run)();
+          } catch (err) {
+            if (!neverSucceeds(err)) throw err;
+            rejected.push({ err });
+          }
+        }
+      })();
+    } catch (err) {
+      if (!this.lastError)
+        this.logger.error({ err, pending: this.pending.length }, 'database write failed; will retry');
+      this.lastError = err as Error;
+      return false;
+    }
+    this.commits++;
+    this.pending.splice(0, batch);
+    if (rejected.length > 0) {
+      this.losses.rejected += rejected.length;
+      this.logger.error(
+        { err: rejected[0]!.err, skipped: rejected.length, total: this.losses.rejected },
+        'skipped database writes that can never succeed',
+      );
     }
     if (this.lastError) this.logger.info('database writes work again');
     this.lastError = undefined;
-    return true;
+    return this.pending.length === 0;
+  }
+
+  /** Writes lost so far: dropped from a full queue, or rejected by the database for good. */
+  get writeLosses(): WriteLosses {
+    return { ...this.losses };
+  }
+
+  /**
+   * Deletes ended sessions older than the retention age with their events, and older events of any session.
+   * Returns how many rows went. A failure (read-only file) is logged and retried at the next prune.
+   */
+  prune(): { sessions: number; events: number } {
+    if (this.closed || !this.stmts) return { sessions: 0, events: 0 };
+    const cutoff = this.now() - this.retentionMs;
+    let sessions = 0;
+    let events = 0;
+    try {
+      this.flush();
+      const oldEvents = this.db.prepare(
+        `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? OR session_id IN
+          (SELECT id FROM sessions WHERE ended_at < ?) LIMIT ${PRUNE_BATCH})`,
+      );
+      const oldSessions = this.db.prepare(
+        `DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE ended_at < ? AND NOT EXISTS
+          (SELECT 1 FROM events WHERE events.session_id = sessions.id) LIMIT ${PRUNE_BATCH})`,
+      );
+      for (let n = PRUNE_BATCH; n === PRUNE_BATCH; events += n) n = oldEvents.run(cutoff, cutoff).changes;
+      for (let n = PRUNE_BATCH; n === PRUNE_BATCH; sessions += n) n = oldSessions.run(cutoff).changes;
+    } catch (err) {
+      this.logger.warn({ err }, 'could not prune old history; will retry');
+    }
+    if (sessions > 0 || events > 0)
+      this.logger.info({ sessions, events, olderThanDays: this.retentionMs / DAY_MS }, 'pruned old history');
+    return { sessions, events };
   }
 
   private get s() {
@@ -217,7 +340,7 @@ export class Store {
   recordEvent(sessionId: string, kind: string, detail?: unknown, at = Date.now()): void {
     const s = this.s;
     const json = detail === undefined ? null : JSON.stringify(detail);
-    this.write(() => s.event.run(sessionId, at, kind, json));
+    this.write(() => s.event.run(sessionId, at, kind, json), 'event');
   }
 
   endSession(id: string, end: SessionEnd): void {
@@ -233,19 +356,21 @@ export class Store {
         forced: end.forced ? 1 : 0,
         pidsKilled: JSON.stringify(end.pidsKilled),
         teardownMs: end.teardownMs,
-        lastOutput: end.lastOutput ?? null,
+        lastOutput: end.lastOutput === undefined ? null : end.lastOutput.slice(-MAX_LAST_OUTPUT_CHARS),
       }),
     );
   }
 
   /** Sessions with no end recorded, oldest first. */
   openSessions(): SessionRow[] {
+    this.flush(); // reads see every queued write
     return this.db
       .prepare(`SELECT ${COLUMNS} FROM sessions WHERE ended_at IS NULL ORDER BY started_at`)
       .all() as SessionRow[];
   }
 
   history(query: HistoryQuery = {}): SessionRow[] {
+    this.flush(); // reads see every queued write
     const where: string[] = [];
     const params: Record<string, unknown> = {};
     if (query.threadId !== undefined) {
@@ -268,10 +393,12 @@ export class Store {
 
   /** Recorded usage (credits, context) per session and per thread, for the given threads. */
   usageOfThreads(threadIds: readonly string[]): UsageSums {
+    this.flush(); // reads see every queued write
     return usageOfThreads(this.db, threadIds);
   }
 
   events(sessionId: string): { at: number; kind: string; detail: unknown }[] {
+    this.flush(); // reads see every queued write
     return (
       this.db
         .prepare('SELECT at, kind, detail FROM events WHERE session_id = ? ORDER BY id')
@@ -285,6 +412,7 @@ export class Store {
 
   /** Ended sessions counted by reason, optionally only those ended at or after `since`. */
   countsByReason(since = 0): Partial<Record<EndReason, number>> {
+    this.flush(); // reads see every queued write
     const rows = this.db
       .prepare(
         'SELECT end_reason AS reason, COUNT(*) AS n FROM sessions WHERE ended_at IS NOT NULL AND ended_at >= ? GROUP BY end_reason',
@@ -312,6 +440,8 @@ export class Store {
 
   close(): void {
     if (this.closed) return;
+    clearImmediate(this.flushScheduled);
+    clearInterval(this.pruneTimer);
     this.flush();
     this.closed = true;
     this.db.close();
