@@ -126,6 +126,7 @@ describe('invalid configuration of every variable', () => {
     RESOURCE_CHECK_INTERVAL_MS: '0',
     SPAWN_TIMEOUT_MS: '1',
     TURN_QUIET_MS: '1e3',
+    HISTORY_RETENTION_DAYS: '0',
     HTTP_PORT: '99999',
     LOG_LEVEL: 'verbose',
   };
