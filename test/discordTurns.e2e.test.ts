@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Events } from 'discord.js';
 import type { APIMessage } from 'discord-api-types/v10';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BotHarness } from './helpers/botHarness.js';
@@ -121,6 +122,37 @@ describe.each([{ protocol: 'classic' }])('Discord side of a turn ($protocol)', (
     const reply = await botMessageAfter(h, threadId, sent.id, (c) => c.includes('message.txt'));
     expect(reply.content).toContain(saved);
     expect(h.emu.attachmentDownloads).toEqual([expect.objectContaining({ status: 200, bytes: 21 })]);
+  });
+
+  it('a message waiting on its attachment download still reaches the agent before a later message', async () => {
+    h = await start();
+    const threadId = await thread(h);
+    let release!: () => void;
+    const hold = new Promise<void>((r) => {
+      release = r;
+    });
+    const received = new Promise<void>((resolve) =>
+      h!.app.bridge.client.on(Events.MessageCreate, (m) => {
+        if (m.content === 'second') resolve();
+      }),
+    );
+    const first = h.emu.userSays(threadId, h.alice, 'first', {
+      attachments: [{ name: 'a.txt', data: 'aaa', hold }],
+    });
+    await waitFor(() => h!.emu.attachmentRequests.length === 1, 'the download to start');
+    const second = h.emu.userSays(threadId, h.alice, 'second');
+    await received;
+    await new Promise((r) => setImmediate(r));
+    release();
+    await waitFor(() => h!.emu.reactions(threadId, second.id).includes('✅'), 'the second turn to end');
+    const replies = h.emu
+      .channelMessages(threadId)
+      .filter((m) => m.author.id === h!.emu.botUser.id && BigInt(m.id) > BigInt(first.id))
+      .map((m) => m.content);
+    const a = replies.findIndex((c) => c.includes('first') && c.includes('a.txt'));
+    const b = replies.findIndex((c) => c.includes('You said: second'));
+    expect(a).toBeGreaterThanOrEqual(0);
+    expect(a).toBeLessThan(b);
   });
 
   it('files that are too big, over the message total or unreachable are named in the thread; the rest go through', async () => {

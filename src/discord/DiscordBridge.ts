@@ -30,6 +30,7 @@ import { DiscordThreadSink } from './DiscordThreadSink.js';
 import { NO_MENTIONS_JS } from './noMentions.js';
 import { isPermissionButton, PermissionPrompts } from './PermissionPrompt.js';
 import { SlashCommands } from './SlashCommands.js';
+import { ThreadLanes } from './ThreadLanes.js';
 import type { ThreadSink } from './ThreadSink.js';
 import { TurnView } from './TurnView.js';
 import { TypingIndicator } from './TypingIndicator.js';
@@ -111,6 +112,7 @@ export class DiscordBridge {
   private readonly commands: SlashCommands;
   private readonly attachments: AttachmentIntake;
   private readonly watched = new WeakSet<AgentSession>();
+  private readonly lanes = new ThreadLanes();
   private readonly typing: TypingIndicator;
   private destroyed = false;
   private readonly onSessionEnd = (session: AgentSession, result: CloseResult) =>
@@ -336,6 +338,22 @@ export class DiscordBridge {
     seq: number,
     files: readonly IncomingAttachment[] = [],
   ): Promise<void> {
+    // Until this message is in the agent's queue, later messages of the thread wait (downloads take time).
+    const release = await this.lanes.enter(thread.id);
+    try {
+      await this.prepareAndRunTurn(thread, message, text, files, release);
+    } finally {
+      release();
+    }
+  }
+
+  private async prepareAndRunTurn(
+    thread: ThreadChannel,
+    message: Message,
+    text: string,
+    files: readonly IncomingAttachment[],
+    queued: () => void,
+  ): Promise<void> {
     const sink = this.sink(thread.id);
     const marks = this.sink(message.channelId);
     await marks.react(message.id, REACTIONS.received);
@@ -390,12 +408,14 @@ export class DiscordBridge {
     session.on('tool', onTool);
     try {
       const input = { text, ...(intake.saved.length > 0 && { attachments: intake.saved }) };
-      const result = await session.prompt(input, {
+      const pending = session.prompt(input, {
         onStart: (turnId) => {
           myTurn = turnId;
           void marks.react(message.id, REACTIONS.working);
         },
       });
+      queued();
+      const result = await pending;
       await view.finish(result);
       await marks.react(message.id, REACTIONS.done);
     } catch (err) {

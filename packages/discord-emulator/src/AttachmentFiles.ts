@@ -11,6 +11,8 @@ export interface UserAttachment {
   readonly size?: number;
   /** Answer downloads with this HTTP status and no bytes (an expired or removed CDN file). */
   readonly status?: number;
+  /** Downloads wait for this before answering (a slow CDN, under the test's control). */
+  readonly hold?: Promise<unknown>;
 }
 
 /** One GET of an attachment's URL. */
@@ -24,6 +26,7 @@ interface StoredFile {
   readonly data: Buffer;
   readonly contentType: string | undefined;
   readonly status: number;
+  readonly hold: Promise<unknown> | undefined;
 }
 
 /**
@@ -34,6 +37,8 @@ interface StoredFile {
 export class AttachmentFiles {
   private readonly files = new Map<string, StoredFile>();
   readonly downloads: AttachmentDownload[] = [];
+  /** Paths asked for, in order, when asked (a held download is listed here before it is answered). */
+  readonly requested: string[] = [];
 
   constructor(private readonly base: () => string) {}
 
@@ -43,7 +48,7 @@ export class AttachmentFiles {
       const attachmentId = id();
       const data = Buffer.from(f.data);
       const path = `/attachments/${channelId}/${attachmentId}/${encodeURIComponent(f.name)}`;
-      this.files.set(path, { data, contentType: f.contentType, status: f.status ?? 200 });
+      this.files.set(path, { data, contentType: f.contentType, status: f.status ?? 200, hold: f.hold });
       const url = `${this.base()}${path}`;
       return {
         id: attachmentId,
@@ -61,11 +66,24 @@ export class AttachmentFiles {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
     if (!path.startsWith('/attachments/')) return false;
     const file = req.method === 'GET' || req.method === 'HEAD' ? this.files.get(path) : undefined;
+    this.requested.push(path);
+    if (file?.hold) {
+      file.hold.then(
+        () => this.answer(req, res, path, file),
+        () => this.answer(req, res, path, file),
+      );
+      return true;
+    }
+    this.answer(req, res, path, file);
+    return true;
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, path: string, file: StoredFile | undefined): void {
     if (file?.status !== 200) {
       const status = file?.status ?? 404;
       this.downloads.push({ path, status, bytes: 0 });
       res.writeHead(status, { 'content-type': 'text/plain' }).end();
-      return true;
+      return;
     }
     this.downloads.push({ path, status: 200, bytes: file.data.length });
     res.writeHead(200, {
@@ -73,6 +91,5 @@ export class AttachmentFiles {
       'content-type': file.contentType ?? 'application/octet-stream',
     });
     res.end(req.method === 'HEAD' ? undefined : file.data);
-    return true;
   }
 }

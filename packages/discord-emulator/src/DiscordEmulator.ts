@@ -242,6 +242,11 @@ export class DiscordEmulator {
     return this.gateway.connectedClients;
   }
 
+  /** Attachment paths requested so far, in order, held ones included (answered or not). */
+  get attachmentRequests(): readonly string[] {
+    return this.files.requested;
+  }
+
   /** Every GET of a user's attachment URL, in order (status 200 with the bytes sent, or the error status). */
   get attachmentDownloads(): readonly AttachmentDownload[] {
     return this.files.downloads;

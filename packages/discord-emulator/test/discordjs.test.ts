@@ -288,6 +288,24 @@ describe('DiscordEmulator with a real discord.js client', () => {
     expect(emu.errors()).toEqual([]);
   });
 
+  it('holds an attachment download until the test lets it go', async () => {
+    const { emu } = await setup();
+    const alice = emu.createUser('alice');
+    let release!: () => void;
+    const hold = new Promise<void>((r) => {
+      release = r;
+    });
+    const sent = emu.userSays(emu.defaultChannelId, alice, 'slow file', {
+      attachments: [{ name: 'slow.txt', data: 'at last', hold }],
+    });
+    const download = fetch(sent.attachments[0]!.url).then((r) => r.text());
+    await emu.waitFor(() => emu.attachmentRequests.length === 1, { what: 'the request to arrive' });
+    expect(emu.attachmentDownloads).toEqual([]);
+    release();
+    expect(await download).toBe('at last');
+    expect(emu.attachmentDownloads).toEqual([expect.objectContaining({ status: 200, bytes: 7 })]);
+  });
+
   it('runs autocomplete: the focused option reaches the client and its choices reach the test', async () => {
     const { emu, client } = await setup();
     const alice = emu.createUser('alice');
