@@ -341,7 +341,7 @@ export class DiscordBridge {
     // Until this message is in the agent's queue, later messages of the thread wait (downloads take time).
     const release = await this.lanes.enter(thread.id);
     try {
-      await this.prepareAndRunTurn(thread, message, text, files, release);
+      await this.prepareAndRunTurn(thread, message, text, seq, files, release);
     } finally {
       release();
     }
@@ -351,6 +351,7 @@ export class DiscordBridge {
     thread: ThreadChannel,
     message: Message,
     text: string,
+    seq: number,
     files: readonly IncomingAttachment[],
     queued: () => void,
   ): Promise<void> {
@@ -387,6 +388,7 @@ export class DiscordBridge {
     this.watch(session, sink);
     // Files go into the thread's workspace before the message is queued; refusals are told, never dropped.
     const intake = await this.attachments.take(session.cwd, message.id, files);
+    if (this.closedSince(thread.id, seq)) return marks.unreact(message.id, REACTIONS.received);
     if (intake.refused.length > 0) await sink.send(refusalText(intake.refused));
     if (text === '' && intake.saved.length === 0) {
       await marks.unreact(message.id, REACTIONS.received);
