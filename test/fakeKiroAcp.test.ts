@@ -252,6 +252,31 @@ describe('fake kiro-cli acp: ending', () => {
     await expectAllGone(tree);
   });
 
+  it('a group SIGTERM (kill -TERM -pgid) ends wrapper and chat, and the chat stops its MCP servers; a group SIGKILL orphans them', async () => {
+    const f = fake({ env: { KIRO_FAKE_ACP_MCP: '2' } });
+    await f.start();
+    const tree = snapshot(f);
+    expect(tree).toHaveLength(4);
+    process.kill(-f.pid, 'SIGTERM');
+    await f.exited();
+    await expectAllGone(tree);
+    const g = fake({ env: { KIRO_FAKE_ACP_MCP: '2', THREADWARDEN_MARKER: 'tw-fake-acp-test' } });
+    await g.start();
+    const tree2 = snapshot(g);
+    const mcps = tree2.filter((p) => readProc(p.pid)?.comm === 'fake-mcp');
+    // Every process inherits the environment intact (no process title overwrites it), so the bot's marker reaches all.
+    for (const m of tree2)
+      expect(readFileSync(`/proc/${m.pid}/environ`, 'utf8')).toContain(
+        'THREADWARDEN_MARKER=tw-fake-acp-test',
+      );
+    process.kill(-g.pid, 'SIGKILL');
+    expect((await g.exited()).signal).toBe('SIGKILL');
+    await expectAllGone(tree2.filter((p) => !mcps.includes(p)));
+    // Not in the killed group: they live on, as kiro's MCP servers do (K#6050); only a tree kill by marker finds them.
+    expect(alive(mcps)).toHaveLength(2);
+    await killAll(mcps);
+  });
+
   it('MCP-like children: each its own process group in the chat’s session', async () => {
     const f = fake({ env: { KIRO_FAKE_ACP_MCP: '3' } });
     await f.start();
