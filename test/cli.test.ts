@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { silentLogger } from '../src/log/logger.js';
 import { Store } from '../src/store/Store.js';
 import { killedOwnerPids } from './helpers/owner.js';
 import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
 
 const CLI = join(import.meta.dirname, '../dist/src/cli.js');
 let dir: string;
@@ -34,6 +35,26 @@ async function orphansOfKilledOwner(sessions: number): Promise<Pid[]> {
   const orphans = identify(await killedOwnerPids(join(dir, 'tw.db'), join(dir, 'ws'), sessions));
   started.push(...orphans);
   return orphans;
+}
+
+/** The fake agent's sleeper children (test/fixtures/fake-kiro/sleeper.js sets its title to fake-<mode>). */
+function isSleeper(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('fake-');
+  } catch {
+    return false;
+  }
+}
+
+/** A signal pending for the process that it neither ignores nor catches, so it is about to die. */
+function deadlySignalPending(pid: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const mask = (name: string) => BigInt(`0x${/^${name}:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'}`);
+    return ((mask('SigPnd') | mask('ShdPnd')) & ~(mask('SigIgn') | mask('SigCgt'))) !== 0n;
+  } catch {
+    return false;
+  }
 }
 
 describe('threadwarden CLI', () => {
@@ -98,17 +119,35 @@ describe('threadwarden CLI', () => {
     expect(JSON.parse(cli(['history', '--json', '--since', '1ms']).stdout)).toHaveLength(0);
   });
 
-  it('reap --dry-run lists the orphans of a killed instance; reap kills them and closes their rows', async () => {
-    // The owner's death hangs up the ptys: what ignores SIGHUP and SIGTERM survives as an orphan.
+  it('reap --dry-run lists the orphans of a killed instance and kills none of them; reap kills them and closes their rows', async () => {
     const orphans = await orphansOfKilledOwner(2);
-    const survivors = alive(orphans).length;
-    expect(survivors).toBeGreaterThanOrEqual(4);
+    // The owner's death hangs up the ptys, which ends part of each tree by itself, at its own pace. The fake's
+    // sleepers that escaped the hangup (own session or group, or SIGHUP ignored) stay until killed: once none of
+    // them has a deadly signal pending, they are the orphans whose fate depends only on the reaper.
+    const stable = await waitFor(() => {
+      const sleepers = alive(orphans).filter((p) => isSleeper(p.pid));
+      return sleepers.every((p) => !deadlySignalPending(p.pid)) && alive(sleepers).length === sleepers.length
+        ? sleepers
+        : undefined;
+    }, 'the hangup to settle');
+    expect(stable.length).toBeGreaterThanOrEqual(4);
     const dry = cli(['reap', '--dry-run']);
     expect(dry.status).toBe(0);
     expect(dry.stdout).toMatch(/would kill session/);
     expect(dry.stdout).toMatch(/in 2 session\(s\)/);
-    // The dry run killed nothing (only the ptys' hangup may still be finishing off the non-resistant ones).
-    expect(alive(orphans).length).toBeGreaterThanOrEqual(4);
+    // It names every one of them, and killed none: the same pids, same start times, still alive, no signal pending.
+    const listed = new Set(
+      [...dry.stdout.matchAll(/pids ([\d ]+)/g)].flatMap((m) => m[1]!.trim().split(' ').map(Number)),
+    );
+    for (const p of stable) expect(listed.has(p.pid)).toBe(true);
+    expect(alive(stable)).toEqual(stable);
+    expect(stable.filter((p) => deadlySignalPending(p.pid))).toEqual([]);
+    // Nothing of the dry run changed the database either: both rows are still open.
+    expect(
+      (JSON.parse(cli(['history', '--json']).stdout) as { endReason: string | null }[]).map(
+        (r) => r.endReason,
+      ),
+    ).toEqual([null, null]);
     const real = cli(['reap'], { KILL_GRACE_MS: '300' });
     expect(real.status).toBe(0);
     expect(real.stdout).toMatch(/closed 2 open row\(s\)/);
