@@ -50,7 +50,8 @@ function isSleeper(pid: number): boolean {
 function deadlySignalPending(pid: number): boolean {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const mask = (name: string) => BigInt(`0x${/^${name}:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'}`);
+    const mask = (name: string) =>
+      BigInt(`0x${new RegExp(`^${name}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0'}`);
     return ((mask('SigPnd') | mask('ShdPnd')) & ~(mask('SigIgn') | mask('SigCgt'))) !== 0n;
   } catch {
     return false;
