@@ -47,7 +47,10 @@ describe('agent faults: the thread is told, the reason is recorded, other thread
   });
 
   it('crash mid-turn, SIGTERM ignorer, 100 children and a 50 MB flood, while another thread keeps working', async () => {
-    h = await BotHarness.start();
+    // 100 node children hold about 4 GB together: over the default MAX_MEMORY_MB, so a monitor tick landing while
+    // they start (a loaded machine takes ~10 s) rightly ends the session as memory_limit. This test is about the
+    // tree kill on archive, so the memory limit is out of its way.
+    h = await BotHarness.start({ MAX_MEMORY_MB: '1048576' });
     const healthy = await h.mention(h.alice, 'I am the healthy thread');
     const crashing = await h.mention(h.alice, 'crash me');
     const forking = await h.mention(h.alice, 'fork me');

@@ -20,7 +20,9 @@ interface Spawned {
 const started: Pid[] = [];
 
 async function spawnTree(ignoreTerm: boolean): Promise<Spawned> {
-  const marker = `tw1:0:0:test:${randomUUID()}`;
+  // The owner is this test process, alive: a reaper running elsewhere on the machine (another test's `reap`) must
+  // leave the tree alone, as it leaves a live bot's agents alone.
+  const marker = `tw1:${process.pid}:${readProc(process.pid)!.startTime}:test:${randomUUID()}`;
   const term = pty.spawn(TREE, [], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -33,14 +35,19 @@ async function spawnTree(ignoreTerm: boolean): Promise<Spawned> {
   term.onData((d) => {
     out += d;
   });
-  await waitFor(() => out.includes('TREE-READY'), 'the tree to start');
+  // Starting six processes (sh, python3, env, sleep) can take seconds on a loaded 2-core machine.
+  await waitFor(() => out.includes('TREE-READY'), 'the tree to start', 20_000);
   const listed = /PIDS ([\d ]+)/.exec(out)![1]!.trim().split(/\s+/).map(Number);
   expect(listed.length).toBe(ignoreTerm ? 6 : 5);
   // The sleepers exec after fork: wait until each one is `sleep` (python3 and env exec into it).
-  const pids = await waitFor(() => {
-    const ok = listed.slice(1).every((pid) => readProc(pid)?.comm === 'sleep');
-    return ok ? identify(listed) : undefined;
-  }, 'every process of the tree to start');
+  const pids = await waitFor(
+    () => {
+      const ok = listed.slice(1).every((pid) => readProc(pid)?.comm === 'sleep');
+      return ok ? identify(listed) : undefined;
+    },
+    'every process of the tree to start',
+    20_000,
+  );
   expect(pids.length).toBe(listed.length);
   started.push(...pids);
   return { term, marker, pids, startTime: readProc(term.pid)!.startTime };

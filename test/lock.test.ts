@@ -115,7 +115,7 @@ describe('InstanceLock', () => {
         const db = join(dir, 'tw.db');
         const a = inNamespace(db);
         started.push(...identify([a.child.pid!]));
-        await waitFor(() => /LOCKED (\d+)/.exec(a.out()), 'the first bot to take the lock');
+        await waitFor(() => /LOCKED (\d+)/.exec(a.out()), 'the first bot to take the lock', 20_000);
         // Pid 1 in its own namespace: another namespace cannot judge it by its pid.
         expect(a.out()).toContain('LOCKED 1\n');
         const aTree = identify([
@@ -129,8 +129,11 @@ describe('InstanceLock', () => {
 
         const b = inNamespace(db);
         started.push(...identify([b.child.pid!]));
-        expect(await exited(b.child)).toBe(3);
+        // Either answer ends the wait: a second bot that took the lock fails here, it does not hang the test.
+        await waitFor(() => /^(LOCKED|REFUSED)/m.test(b.out()), 'the second bot to try the lock', 20_000);
+        if (b.out().startsWith('LOCKED')) b.child.stdin!.end();
         expect(b.out()).toMatch(/^REFUSED another threadwarden \(pid 1, started /);
+        expect(await exited(b.child)).toBe(3);
 
         a.child.kill('SIGKILL'); // a crash: no release, the record stays behind
         await expectAllGone(aTree);
@@ -138,11 +141,12 @@ describe('InstanceLock', () => {
 
         const c = inNamespace(db);
         started.push(...identify([c.child.pid!]));
-        await waitFor(() => c.out().includes('LOCKED'), 'a new bot to take the freed lock');
+        await waitFor(() => c.out().includes('LOCKED'), 'a new bot to take the freed lock', 20_000);
         c.child.stdin!.end();
         expect(await exited(c.child)).toBe(0);
         expect(existsSync(`${db}.lock`)).toBe(false);
       },
+      90_000,
     );
   });
 });
