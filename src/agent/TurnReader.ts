@@ -13,16 +13,26 @@ export interface TurnReaderOptions {
   readonly tailLines?: number;
 }
 
-/** What the screen shows after a write was parsed. */
+/**
+ * What the screen shows after a write was parsed. `prompt`: the agent reads input (`matched`: the cursor line also
+ * looks like the profile's prompt, the cross-check of the read marker).
+ */
 export type ScreenState =
-  | { readonly kind: 'prompt' }
+  | { readonly kind: 'prompt'; readonly matched: boolean }
   | { readonly kind: 'permission'; readonly text: string }
   | { readonly kind: 'output' };
 
+/** What the screen told about the turn's cost. */
+export interface ScreenUsage {
+  readonly credits?: number;
+  readonly contextPercent?: number;
+}
+
 /**
- * Renders agent output through a headless terminal and cuts it into turns. Completed lines are harvested on every
- * line feed (so the terminal keeps almost no scrollback), echoed input is skipped, chrome lines are dropped and the
- * reply is capped at `maxTurnChars`.
+ * Renders agent output through a headless terminal and cuts it into turns. The line editor's read marker
+ * (bracketed paste on while it reads) says when the agent waits for input and where our typed input ends; completed
+ * lines are harvested on every line feed (so the terminal keeps little scrollback), lines drawn during a read (the
+ * prompt and the echo of what we typed) are skipped, chrome lines are dropped and the reply is capped.
  */
 export class TurnReader {
   private readonly term: TerminalT;
@@ -35,9 +45,18 @@ export class TurnReader {
   private overflow: string[] = [];
   private overflowChars = 0;
   private omittedLines = 0;
-  private skipLines = 0;
   private inTurn = false;
   private disposed = false;
+  /** A read is open: the marker was set and not yet reset. */
+  private reading = false;
+  /** Whether the agent ever set the marker (an agent without one is read by its prompt alone). */
+  private markerSeen = false;
+  private closes = 0;
+  /** `closes` when our last input was typed: a later close means the agent took it. */
+  private inputMark = 0;
+  /** The line feed that follows a read's close ends the echo line: not reply. */
+  private skipNextLine = false;
+  private credits: number | undefined;
   /** Bytes the terminal wants sent back to the program (answers to cursor-position queries). */
   onReply: ((data: string) => void) | undefined;
 
@@ -48,10 +67,33 @@ export class TurnReader {
     this.term = new Terminal({
       cols: options.cols ?? 200,
       rows: options.rows ?? 50,
-      scrollback: 50,
+      // Room for one long unwrapped paragraph: `-w never` leaves wrapping to this terminal, and the rows of one
+      // logical line are joined back when its line feed comes.
+      scrollback: 400,
       allowProposedApi: true,
       convertEol: false,
     });
+    const marker = profile.readMarker;
+    if (marker !== undefined) {
+      // Seen in stream order, while the bytes before it are already on the screen; returning false lets the
+      // terminal apply the mode too.
+      const has = (params: (number | number[])[]) => params.some((p) => p === marker);
+      this.term.parser.registerCsiHandler({ prefix: '?', final: 'h' }, (params) => {
+        if (has(params)) {
+          this.reading = true;
+          this.markerSeen = true;
+        }
+        return false;
+      });
+      this.term.parser.registerCsiHandler({ prefix: '?', final: 'l' }, (params) => {
+        if (has(params) && this.reading) {
+          this.reading = false;
+          this.closes++;
+          this.skipNextLine = true;
+        }
+        return false;
+      });
+    }
     this.term.onLineFeed(() => this.harvest());
     this.term.onData((data) => this.onReply?.(data));
   }
@@ -72,36 +114,54 @@ export class TurnReader {
     });
   }
 
-  /** Starts collecting a turn; the next `echoLines` completed lines are the agent echoing our input. */
-  beginTurn(echoLines: number): void {
+  /** Starts collecting a turn; call just before typing its input. */
+  beginTurn(): void {
     this.head = [];
     this.headChars = 0;
     this.overflow = [];
     this.overflowChars = 0;
     this.omittedLines = 0;
-    this.skipLines = this.profile.echoesInput ? echoLines : 0;
+    this.credits = undefined;
     this.inTurn = true;
+    this.markInput();
   }
 
-  /** Input typed mid-turn (a permission answer) is echoed too; skip it. */
-  skipEcho(lines: number): void {
-    if (this.profile.echoesInput) this.skipLines += lines;
+  /** Input is about to be typed at the open read (a turn, a permission answer). */
+  markInput(): void {
+    this.inputMark = this.closes;
   }
 
-  /** True once the echo of the input is behind us, so a prompt on screen is the agent's answer. */
+  /**
+   * True once the agent took our last input (the read it was typed at closed), so a read on screen is its answer.
+   * An agent without read markers: at once (its prompt then ends the turn, or the quiet period).
+   */
   get echoDone(): boolean {
-    return this.skipLines === 0;
+    return !this.markerSeen || this.closes > this.inputMark;
+  }
+
+  /** Whether the agent waits for input at a read right now. */
+  get awaitingInput(): boolean {
+    return this.reading;
   }
 
   /** The reply so far, including the line being drawn, for streaming. */
   partial(): string {
-    // Until the echo of our input is behind us, the cursor line is our own text, not the agent's.
-    if (this.skipLines > 0) return trimBlankLines(this.collected()).join('\n');
+    // During a read the cursor line is the prompt or our own text, not the agent's.
+    if (!this.echoDone || this.reading) return trimBlankLines(this.collected()).join('\n');
     const current = this.logicalLineAt(this.cursorRow());
     const lines = this.collected();
     const cur = this.clean(current.text, current.prefixed);
     if (cur !== undefined && !this.isPrompt(current)) lines.push(cur);
     return trimBlankLines(lines).join('\n');
+  }
+
+  /** Credits from the turn's summary line, and the context use the prompt shows, when the screen has them. */
+  usage(): ScreenUsage {
+    const m = /(\d{1,3})%/.exec(this.promptText());
+    return {
+      ...(this.credits !== undefined && { credits: this.credits }),
+      ...(m && { contextPercent: Number(m[1]) }),
+    };
   }
 
   /** Ends the turn and returns its reply text. */
@@ -148,16 +208,36 @@ export class TurnReader {
     return !line.prefixed && this.profile.prompt.test(line.text);
   }
 
+  /** The cursor line up to the cursor: the prompt without what is drawn after it (a hint, typed text). */
+  private promptText(): string {
+    const b = this.term.buffer.active;
+    return b.getLine(this.cursorRow())?.translateToString(false, 0, b.cursorX) ?? '';
+  }
+
   private screenState(): ScreenState {
+    if (this.markerSeen) {
+      if (!this.reading) return { kind: 'output' };
+      const permission = this.permissionAbove();
+      if (permission !== undefined) return { kind: 'permission', text: permission };
+      return { kind: 'prompt', matched: this.profile.prompt.test(this.promptText()) };
+    }
+    // No read marker from this agent (yet): the prompt on the cursor line is all there is to go by.
     if (!this.isPrompt(this.logicalLineAt(this.cursorRow()))) return { kind: 'output' };
+    const permission = this.permissionAbove();
+    if (permission !== undefined) return { kind: 'permission', text: permission };
+    return { kind: 'prompt', matched: true };
+  }
+
+  /** The permission question a few rows above the read that follows it, if there is one. */
+  private permissionAbove(): string | undefined {
     const buffer = this.term.buffer.active;
     // The permission question sits a few rows above the prompt that follows it.
     for (let row = this.cursorRow() - 1; row >= Math.max(0, this.cursorRow() - 4); row--) {
       const line = buffer.getLine(row)?.translateToString(true) ?? '';
-      if (this.profile.permission.test(line)) return { kind: 'permission', text: line.trim() };
+      if (this.profile.permission.test(line)) return line.trim();
       if (line.trim() !== '' && !this.profile.prompt.test(line)) break;
     }
-    return { kind: 'prompt' };
+    return undefined;
   }
 
   private cursorRow(): number {
@@ -173,8 +253,8 @@ export class TurnReader {
     let text = '';
     for (let r = start; r <= row; r++) text += buffer.getLine(r)?.translateToString(r === row) ?? '';
     const first = buffer.getLine(start)?.getCell(0);
-    const color = this.profile.replyPrefixColor;
-    const prefixed = color !== undefined && first?.isFgPalette() === true && first.getFgColor() === color;
+    const prefixed =
+      first?.isFgPalette() === true && this.profile.replyPrefixColors.includes(first.getFgColor());
     return { text, prefixed };
   }
 
@@ -183,11 +263,15 @@ export class TurnReader {
     const line = text.trimEnd();
     this.tail.push(line);
     if (this.tail.length > this.tailLimit) this.tail.shift();
-    if (!this.inTurn) return;
-    if (this.skipLines > 0) {
-      this.skipLines--;
+    // The prompt and the echo of typed input: drawn while a read is open, ended by the line feed after its close.
+    if (this.reading) return;
+    if (this.skipNextLine) {
+      this.skipNextLine = false;
       return;
     }
+    if (!this.inTurn) return;
+    const credits = /▸ Credits: (\d+(?:\.\d+)?)/u.exec(line);
+    if (credits) this.credits = Number(credits[1]);
     const cleaned = this.clean(line, prefixed);
     if (cleaned === undefined) return;
     this.keep(cleaned);
