@@ -29,7 +29,10 @@ afterEach(async () => {
  * control characters and trailing newlines, and the agent digests what follows `fake:sha`.
  */
 function digestOf(message: string): string {
-  const sent = sanitizeInput(message.trim()).replace(/\n+$/, '');
+  // The classic UI also deletes zero-width characters (U+200D of emoji sequences too) before the model sees them.
+  const sent = sanitizeInput(message.trim())
+    .replace(/\n+$/, '')
+    .replace(/[\u200B\u200C\u200D\u2060\uFEFF]/g, '');
   const body = sent.slice('fake:sha'.length);
   return `sha256 ${createHash('sha256').update(body, 'utf8').digest('hex')} chars ${body.length}`;
 }

@@ -203,10 +203,17 @@ describe('AgentSession with the fake kiro-cli in a real pty', () => {
     await waitFor(() => h!.row(s.id)?.endReason === 'spawn_failed', 'the spawn_failed row');
   });
 
-  it('reports "not logged in" as spawn_failed and keeps the agent’s words', async () => {
+  it('reports "not logged in" (kiro-cli 1.x, which exits 1) as spawn_failed and keeps the agent’s words', async () => {
     h = new PoolHarness(
       {},
-      { env: { PATH: process.env.PATH, HOME: process.env.HOME, KIRO_FAKE_STARTUP: 'not-logged-in' } },
+      {
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          KIRO_FAKE_STARTUP: 'not-logged-in',
+          KIRO_FAKE_VERSION: '1',
+        },
+      },
     );
     const s = await h.pool.acquire(threadId());
     const err = (await s.ready.catch((e: unknown) => e)) as SpawnFailedError;

@@ -19,12 +19,12 @@ describe('TurnReader with the kiro-cli classic profile', () => {
     reader = new TurnReader(kiroClassicProfile);
     const mcp = '\r⠋ 0 of 1 mcp servers initialized. ctrl-c to start chatting now\r\x1b[2K\r\x1b[6n\r\x1b[6n';
     expect((await reader.write(mcp)).kind).toBe('output');
-    expect(await reader.write(HINTED)).toEqual({ kind: 'prompt', matched: true });
+    expect(await reader.write(HINTED)).toMatchObject({ kind: 'prompt', matched: true });
   });
 
   it('a read whose prompt the profile does not know is still a read (the prompt is only a cross-check)', async () => {
     reader = new TurnReader(kiroClassicProfile);
-    expect(await reader.write(`${OPEN}\r\x1b[Kkiro 3 says ❯ `)).toEqual({ kind: 'prompt', matched: false });
+    expect(await reader.write(`${OPEN}\r\x1b[Kkiro 3 says ❯ `)).toMatchObject({ kind: 'prompt', matched: false });
   });
 
   it('cuts one turn: skips the echo up to the read’s close, the spinner, the reply prefix and the summary', async () => {
@@ -39,9 +39,21 @@ describe('TurnReader with the kiro-cli classic profile', () => {
     await reader.write(`${REPLY}Hi! Line one\r\nline two`);
     expect(reader.partial()).toBe('Hi! Line one\nline two');
     const screen = await reader.write(`${SUMMARY}${PROMPT.replace('7%', '8%')}`);
-    expect(screen).toEqual({ kind: 'prompt', matched: true });
+    expect(screen).toMatchObject({ kind: 'prompt', matched: true });
     expect(reader.usage()).toEqual({ credits: 0.04, contextPercent: 8 });
     expect(reader.endTurn()).toBe('Hi! Line one\nline two');
+  });
+
+  it('judges a screen state by the reads counted when it was taken, not by bytes parsed after it', async () => {
+    reader = new TurnReader(kiroClassicProfile);
+    await reader.write(PROMPT);
+    reader.beginTurn();
+    // Two chunks handed over at once: the first one's state is handled after the second is parsed.
+    const [echo, answer] = await Promise.all([reader.write('typed'), reader.write(`${CLOSE}${REPLY}answer`)]);
+    expect(echo.kind).toBe('prompt');
+    expect(reader.echoDone).toBe(true);
+    expect(reader.tookInput(echo)).toBe(false);
+    expect(reader.tookInput(answer)).toBe(true);
   });
 
   it('recognises every prompt form of the classic UI and nothing else', () => {
@@ -66,7 +78,7 @@ describe('TurnReader with the kiro-cli classic profile', () => {
     const screen = await reader.write(
       `run pwd${CLOSE}I will run the following command: pwd (using tool: shell)\r\n\r\nAllow this action? Use 't' to trust (always allow) the 'shell' tool for the session. [y/n/t]:\r\n\r\n${PROMPT}`,
     );
-    expect(screen).toEqual({ kind: 'permission', text: expect.stringContaining("the 'shell' tool") });
+    expect(screen).toMatchObject({ kind: 'permission', text: expect.stringContaining("the 'shell' tool") });
     reader.markInput();
     expect(reader.echoDone).toBe(false);
     await reader.write(`y${CLOSE}/tmp\r\n - Completed in 0.3s\r\n\r\n`);

@@ -17,10 +17,19 @@ export interface TurnReaderOptions {
  * What the screen shows after a write was parsed. `prompt`: the agent reads input (`matched`: the cursor line also
  * looks like the profile's prompt, the cross-check of the read marker).
  */
-export type ScreenState =
+export type ScreenState = (
   | { readonly kind: 'prompt'; readonly matched: boolean }
   | { readonly kind: 'permission'; readonly text: string }
-  | { readonly kind: 'output' };
+  | { readonly kind: 'output' }
+) & {
+  /** Reads opened and closed so far, when the state was taken (later bytes may be parsed before it is handled). */
+  readonly at: ReadCount;
+};
+
+export interface ReadCount {
+  readonly opens: number;
+  readonly closes: number;
+}
 
 /** What the screen told about the turn's cost. */
 export interface ScreenUsage {
@@ -51,9 +60,10 @@ export class TurnReader {
   private reading = false;
   /** Whether the agent ever set the marker (an agent without one is read by its prompt alone). */
   private markerSeen = false;
+  private opens = 0;
   private closes = 0;
-  /** `closes` when our last input was typed: a later close means the agent took it. */
-  private inputMark = 0;
+  /** `opens`/`closes` when our last input was typed: a later close, or a later read, means the agent took it. */
+  private inputMark: ReadCount = { opens: 0, closes: 0 };
   /** The line feed that follows a read's close ends the echo line: not reply. */
   private skipNextLine = false;
   private credits: number | undefined;
@@ -79,14 +89,16 @@ export class TurnReader {
       // terminal apply the mode too.
       const has = (params: (number | number[])[]) => params.some((p) => p === marker);
       this.term.parser.registerCsiHandler({ prefix: '?', final: 'h' }, (params) => {
-        if (has(params)) {
+        if (has(params) && !this.reading) {
           this.reading = true;
           this.markerSeen = true;
+          this.opens++;
         }
         return false;
       });
       this.term.parser.registerCsiHandler({ prefix: '?', final: 'l' }, (params) => {
-        if (has(params) && this.reading) {
+        // A reset without a set (a read drawn without its marker) still ends a read.
+        if (has(params)) {
           this.reading = false;
           this.closes++;
           this.skipNextLine = true;
@@ -109,7 +121,7 @@ export class TurnReader {
   /** Feeds output; resolves once it is parsed, with what the screen now shows. */
   write(data: string): Promise<ScreenState> {
     return new Promise((resolve) => {
-      if (this.disposed) return resolve({ kind: 'output' });
+      if (this.disposed) return resolve({ kind: 'output', at: { opens: this.opens, closes: this.closes } });
       this.term.write(data, () => resolve(this.screenState()));
     });
   }
@@ -128,15 +140,26 @@ export class TurnReader {
 
   /** Input is about to be typed at the open read (a turn, a permission answer). */
   markInput(): void {
-    this.inputMark = this.closes;
+    this.inputMark = { opens: this.opens, closes: this.closes };
   }
 
   /**
-   * True once the agent took our last input (the read it was typed at closed), so a read on screen is its answer.
+   * True once the agent took our last input (the read it was typed at closed, or a new one opened after a read
+   * drawn without the marker), so a read on screen is its answer.
    * An agent without read markers: at once (its prompt then ends the turn, or the quiet period).
    */
   get echoDone(): boolean {
-    return !this.markerSeen || this.closes > this.inputMark;
+    return this.taken({ opens: this.opens, closes: this.closes });
+  }
+
+  /** `echoDone` as of a screen state: whether the read it shows comes after our last input was taken. */
+  tookInput(screen: ScreenState): boolean {
+    return this.taken(screen.at);
+  }
+
+  private taken(at: ReadCount): boolean {
+    const m = this.inputMark;
+    return !this.markerSeen || at.closes > m.closes || at.opens > m.opens;
   }
 
   /** Whether the agent waits for input at a read right now. */
@@ -215,6 +238,13 @@ export class TurnReader {
   }
 
   private screenState(): ScreenState {
+    return { ...this.screenKind(), at: { opens: this.opens, closes: this.closes } };
+  }
+
+  private screenKind():
+    | { kind: 'prompt'; matched: boolean }
+    | { kind: 'permission'; text: string }
+    | { kind: 'output' } {
     if (this.markerSeen) {
       if (!this.reading) return { kind: 'output' };
       const permission = this.permissionAbove();
