@@ -32,7 +32,7 @@ function digestOf(message: string): string {
   // The classic UI also deletes zero-width characters (U+200D of emoji sequences too) before the model sees them.
   const sent = sanitizeInput(message.trim())
     .replace(/\n+$/, '')
-    .replace(/[\u200B\u200C\u200D\u2060\uFEFF]/g, '');
+    .replace(/\u200B|\u200C|\u200D|\u2060|\uFEFF/g, '');
   const body = sent.slice('fake:sha'.length);
   return `sha256 ${createHash('sha256').update(body, 'utf8').digest('hex')} chars ${body.length}`;
 }

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noControlCharactersInRegex: the properties are about control characters.
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { writeWorkspaceSettings } from '../src/agent/classic/workspaceSettings.j
 // What kiro-cli's classic UI does with a submitted line (shared/kiro-cli.md, "Input", "Dispatch"), as a model:
 // Enter submits only with an even ``` count and no final `\`; then zero-width characters are deleted, the text is
 // trimmed, and the first character decides.
-const ZERO_WIDTH = /[\u200B\u200C\u200D\u2060\uFEFF]/g;
+const ZERO_WIDTH = /\u200B|\u200C|\u200D|\u2060|\uFEFF/g;
 function submits(text: string): boolean {
   return fenceCount(text) % 2 === 0 && !text.endsWith('\\');
 }
@@ -21,12 +22,13 @@ function dispatched(text: string): boolean {
   const t = modelText(text);
   return /^[!/@]/.test(t) || /\s@/.test(t);
 }
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the property is about control characters.
 const CONTROL = /[\u0000-\u0009\u000B-\u001F\u007F-\u009F]/;
 
 const tricky = fc.oneof(
   fc.string(),
-  fc.string({ unit: fc.constantFrom('`', '\\', '!', '/', '@', ' ', '\n', '\r', '\t', '\x1b', '\u200b', 'a', '\x03') }),
+  fc.string({
+    unit: fc.constantFrom('`', '\\', '!', '/', '@', ' ', '\n', '\r', '\t', '\x1b', '\u200b', 'a', '\x03'),
+  }),
 );
 
 describe('typing a message at the classic UI', () => {
@@ -81,7 +83,10 @@ describe('the workspace settings file', () => {
     expect(lstatSync(join(cwd, '.kiro', 'settings')).isDirectory()).toBe(true);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(profile.settings);
     symlinkSync(join(outside, 'cli.json'), join(cwd, '.kiro', 'settings', 'other'));
-    writeFileSync(file, JSON.stringify({ 'chat.disableMarkdownRendering': false, 'chat.enableTrustAll': true }));
+    writeFileSync(
+      file,
+      JSON.stringify({ 'chat.disableMarkdownRendering': false, 'chat.enableTrustAll': true }),
+    );
     rmSync(file);
     symlinkSync(join(outside, 'cli.json'), file);
     writeWorkspaceSettings(cwd, profile.settingsFile!, profile.settings);

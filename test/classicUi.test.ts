@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { PermissionRequest } from '../src/agent/types.js';
 import { SpawnFailedError } from '../src/errors.js';
 import { PoolHarness, threadId } from './helpers/harness.js';
 import { alive, killAll } from './helpers/processes.js';
@@ -20,7 +21,10 @@ afterEach(async () => {
 });
 
 const QUICK = { KIRO_FAKE_THINK_MS: '0' };
-function harness(env: Record<string, string> = {}, overrides: ConstructorParameters<typeof PoolHarness>[0] = {}) {
+function harness(
+  env: Record<string, string> = {},
+  overrides: ConstructorParameters<typeof PoolHarness>[0] = {},
+) {
   h = new PoolHarness(
     { spawnTimeoutMs: 60_000, ...overrides },
     { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...QUICK, ...env } },
@@ -90,7 +94,8 @@ describe('classic transport against the kiro-cli 2.x screen', () => {
     expect(r.text).toContain('!touch marker-file');
     expect((await s.prompt('  !touch marker-two')).text).toContain('!touch marker-two');
     expect((await s.prompt('\u200b!touch marker-three')).text).toContain('!touch marker-three');
-    for (const f of ['marker-file', 'marker-two', 'marker-three']) expect(existsSync(join(s.cwd, f))).toBe(false);
+    for (const f of ['marker-file', 'marker-two', 'marker-three'])
+      expect(existsSync(join(s.cwd, f))).toBe(false);
   });
 
   it('a user’s /tools trust-all, /quit, /clear and /editor are text: trust unchanged, session alive', async () => {
@@ -148,10 +153,12 @@ describe('classic transport against the kiro-cli 2.x screen', () => {
 
   it('asks the tool-naming permission question; "always" trusts without the arrow-key menu', async () => {
     const s = await harness().pool.acquire(threadId());
-    const asked = new Promise<string>((resolve) => s.once('permission', (p) => resolve(p.text)));
+    const asked = new Promise<PermissionRequest>((resolve) => s.once('permission', resolve));
     const turn = s.prompt('fake:permission');
-    expect(await asked).toContain("the 'shell' tool");
-    expect(s.answerPermission('always')).toBe(true);
+    const q = await asked;
+    expect(q.title).toContain("the 'shell' tool");
+    const always = q.options.find((o) => o.kind === 'allow_always')!.optionId;
+    expect(s.answerPermission(q.requestId, always)).toBe(true);
     expect((await turn).text).toContain('Ran pwd');
     expect((await s.prompt('fake:permission')).text).toContain('Ran pwd');
     expect((await s.prompt('fake:trust')).text).toBe('trust-all false; trusted shell');

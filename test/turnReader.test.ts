@@ -24,7 +24,10 @@ describe('TurnReader with the kiro-cli classic profile', () => {
 
   it('a read whose prompt the profile does not know is still a read (the prompt is only a cross-check)', async () => {
     reader = new TurnReader(kiroClassicProfile);
-    expect(await reader.write(`${OPEN}\r\x1b[Kkiro 3 says ❯ `)).toMatchObject({ kind: 'prompt', matched: false });
+    expect(await reader.write(`${OPEN}\r\x1b[Kkiro 3 says ❯ `)).toMatchObject({
+      kind: 'prompt',
+      matched: false,
+    });
   });
 
   it('cuts one turn: skips the echo up to the read’s close, the spinner, the reply prefix and the summary', async () => {
@@ -60,14 +63,17 @@ describe('TurnReader with the kiro-cli classic profile', () => {
     const p = kiroClassicProfile.prompt;
     for (const ok of ['> ', '[dev] > ', '7% > ', '[agent] 16% λ > ', '!> ', '[dev] 7% λ ↯ !> ', '93% ↯ > '])
       expect(p.test(ok), ok).toBe(true);
-    for (const no of ['> text', 'x > ', '', 'Thinking...', '>> ', '7%> x']) expect(p.test(no), no).toBe(false);
+    for (const no of ['> text', 'x > ', '', 'Thinking...', '>> ', '7%> x'])
+      expect(p.test(no), no).toBe(false);
   });
 
   it('keeps a reply line that starts with "> " when it is not drawn in a prefix colour (2.x purple, 1.x green)', async () => {
     reader = new TurnReader(kiroClassicProfile);
     await reader.write(PROMPT);
     reader.beginTurn();
-    await reader.write(`q${CLOSE}${REPLY}quote:\r\n> quoted text\r\n\x1b[38;5;10m> \x1b[0mgreen${SUMMARY}${PROMPT}`);
+    await reader.write(
+      `q${CLOSE}${REPLY}quote:\r\n> quoted text\r\n\x1b[38;5;10m> \x1b[0mgreen${SUMMARY}${PROMPT}`,
+    );
     expect(reader.endTurn()).toBe('quote:\n> quoted text\ngreen');
   });
 

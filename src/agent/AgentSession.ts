@@ -226,6 +226,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const t = this.transport;
     try {
       mkdirSync(this.cwd, { recursive: true });
+      t.prepare?.(this.cwd);
       this.proc = spawnAgent(
         {
           file,

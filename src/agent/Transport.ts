@@ -68,6 +68,8 @@ export interface Transport {
   readonly rows?: number;
   /** Arguments appended to the configured ones (trust flags, classic resume flag). */
   extraArgs(): readonly string[];
+  /** Before the spawn, in the created working directory (classic: writes the workspace settings file). */
+  prepare?(cwd: string): void;
   /** Starts talking to the freshly spawned process (handshake for ACP, screen reading for classic). */
   attach(proc: AgentProcess, sink: TransportSink): void;
   /** Sends a turn; the transport answers with `sink.turnEnd` (or the session closes). */

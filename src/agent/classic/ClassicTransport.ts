@@ -5,6 +5,8 @@ import { sanitizeInput } from '../sanitize.js';
 import type { Transport, TransportSink } from '../Transport.js';
 import { type ScreenState, TurnReader } from '../TurnReader.js';
 import type { Choices, PermissionOption, PermissionRequest, PromptInput } from '../types.js';
+import { typedInput } from './typedInput.js';
+import { writeWorkspaceSettings } from './workspaceSettings.js';
 
 export interface ClassicTransportOptions {
   readonly profile: AgentProfile;
@@ -32,8 +34,9 @@ function classicOptions(profile: AgentProfile): PermissionOption[] {
 }
 
 /**
- * The classic line UI in a pty: typed input, a headless terminal cutting the screen into turns, and the profile's
- * prompt coming back as the end of a turn.
+ * The classic line UI in a pty: input typed as one bracketed paste at an open read, a headless terminal cutting the
+ * screen into turns, and the line editor's next read (its bracketed-paste marker) as the end of a turn. The
+ * workspace settings the bot writes before spawn keep the screen predictable (raw markdown, no hint, no trust menu).
  */
 export class ClassicTransport implements Transport {
   readonly protocol = 'classic' as const;
@@ -56,6 +59,7 @@ export class ClassicTransport implements Transport {
   private quietTimer: NodeJS.Timeout | undefined;
   private lastOutputAt = 0;
   private disposables: { dispose(): void }[] = [];
+  private warnedPrompt = false;
 
   constructor(options: ClassicTransportOptions) {
     this.opts = options;
@@ -79,8 +83,14 @@ export class ClassicTransport implements Transport {
     return this.pending;
   }
 
+  /** Before spawn: the workspace settings file (the pty's size is fixed at spawn and never changed). */
+  prepare(cwd: string): void {
+    const p = this.opts.profile;
+    if (p.settingsFile) writeWorkspaceSettings(cwd, p.settingsFile, p.settings);
+  }
+
   extraArgs(): readonly string[] {
-    const args: string[] = [];
+    const args: string[] = [...this.opts.profile.fixedArgs];
     if (this.opts.trustAllTools) args.push(...this.opts.profile.trustAllArgs);
     // A workspace that exists held an earlier session of this thread: resume its conversation.
     if (this.opts.resume) args.push(...this.opts.profile.resumeArgs);
@@ -97,19 +107,11 @@ export class ClassicTransport implements Transport {
   beginTurn(turnId: number, input: PromptInput): void {
     const proc = this.proc;
     if (!proc) return;
-    const profile = this.opts.profile;
-    const text = classicPromptText(input).replace(/\n+$/, '');
     this.inTurn = { turnId, cancelled: false };
-    const lines = text.split('\n');
-    let payload: string;
-    if (lines.length > 1 && profile.multiline === 'bracketed-paste') {
-      payload = `\x1b[200~${lines.join('\r')}\x1b[201~${profile.submit}`;
-    } else {
-      payload = `${lines.join(' ')}${profile.submit}`;
-    }
-    const echoLines = profile.multiline === 'bracketed-paste' ? lines.length : 1;
-    this.reader.beginTurn(echoLines);
-    proc.write(payload);
+    this.reader.beginTurn();
+    // Turns start only at an open read (ready, or the previous turn's end), so nothing is typed into a cooked
+    // terminal, where it would echo and arrive as Ctrl-J lines instead of a submit.
+    proc.write(typedInput(classicPromptText(input), this.opts.profile));
     this.armQuietTimer();
   }
 
@@ -134,7 +136,7 @@ export class ClassicTransport implements Transport {
     if (!p || p.requestId !== requestId || !this.proc || this.aborted) return false;
     if (!p.options.some((o) => o.optionId === optionId)) return false;
     this.pending = undefined;
-    this.reader.skipEcho(1);
+    this.reader.markInput();
     this.proc.write(optionId + this.opts.profile.submit);
     this.sink?.permissionResolved(requestId, optionId);
     return true;
@@ -216,6 +218,7 @@ export class ClassicTransport implements Transport {
   private onScreen(screen: ScreenState): void {
     if (this.aborted) return;
     const sink = this.sink!;
+    if (screen.kind === 'prompt') this.crossCheck(screen.matched);
     if (!this.started) {
       if (screen.kind === 'prompt') {
         this.started = true;
@@ -224,13 +227,16 @@ export class ClassicTransport implements Transport {
       }
       const recent = this.reader.recentOutput();
       const fatal = this.opts.profile.fatal.find((f) => f.pattern.test(recent));
-      if (fatal) sink.fatal(fatal.message);
+      if (!fatal) return;
+      // A menu waits for a key forever: end the start now instead of at the spawn timeout.
+      if (fatal.waits) sink.failed(fatal.message);
+      else sink.fatal(fatal.message);
       return;
     }
     if (!this.inTurn) return;
     sink.turnProgress();
     this.armQuietTimer();
-    if (!this.reader.echoDone) return;
+    if (!this.reader.tookInput(screen)) return;
     if (screen.kind === 'permission' && this.pending === undefined) {
       this.pending = {
         requestId: String(++this.permissionCounter),
@@ -244,16 +250,29 @@ export class ClassicTransport implements Transport {
     }
   }
 
+  /** The read marker decides; a prompt the profile does not know means the profile is stale: say so once. */
+  private crossCheck(matched: boolean): void {
+    if (matched || this.warnedPrompt) return;
+    this.warnedPrompt = true;
+    this.sink?.log.warn(
+      { line: this.reader.recentOutput().split('\n').pop() },
+      'the agent reads input at a prompt the classic profile does not know; update AgentProfile.prompt',
+    );
+  }
+
   private finishTurn(): void {
     const turn = this.inTurn;
     if (!turn) return;
     clearTimeout(this.quietTimer);
     this.quietTimer = undefined;
     this.inTurn = undefined;
+    const usage = this.reader.usage();
+    if (usage.credits !== undefined || usage.contextPercent !== undefined) this.sink?.usage(usage);
     this.sink?.turnEnd({
       text: this.reader.endTurn(),
       stopReason: turn.cancelled ? 'cancelled' : 'end_turn',
       tools: [],
+      ...((usage.credits !== undefined || usage.contextPercent !== undefined) && { usage }),
     });
   }
 

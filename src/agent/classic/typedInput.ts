@@ -4,7 +4,7 @@ const PASTE_START = '\x1b[200~';
 const PASTE_END = '\x1b[201~';
 /** Zero-width characters the classic UI deletes before dispatch: a fence broken by one is whole again for the model. */
 const ZWSP = '\u200b';
-const ZERO_WIDTH = /[\u200B\u200C\u200D\u2060\uFEFF]/g;
+const ZERO_WIDTH = /\u200B|\u200C|\u200D|\u2060|\uFEFF/g;
 const FENCE = '```';
 
 /** How many ``` the classic UI's Enter rule counts (non-overlapping, left to right). */

@@ -20,8 +20,10 @@ export function writeWorkspaceSettings(
   for (const part of rel === '' ? [] : rel.split(sep)) {
     dir = join(dir, part);
     const st = lstatOrUndefined(dir);
-    if (st && !st.isDirectory()) rmSync(dir, { force: true, recursive: false });
-    if (!st || !st.isDirectory()) mkdirSync(dir);
+    if (st?.isDirectory()) continue;
+    // A symlink or a file where a directory belongs: the link itself goes, its target is never touched.
+    if (st) rmSync(dir, { force: true, recursive: false });
+    mkdirSync(dir);
   }
   const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(settings, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
