@@ -12,9 +12,11 @@ import { isAlive, MARKER_VAR, readProc, scanProcesses } from '../src/process/pro
 import { SessionRecorder } from '../src/store/SessionRecorder.js';
 import { Store } from '../src/store/Store.js';
 
-export const PROMPT_BYTES = '[default]\x1b[35m> ';
-/** How the prompt's bytes end: a turn is over when the output ends with them after the Credits line. */
-const PROMPT_END = '> \x1b[39m';
+/** The classic UI opens every input read with this (bracketed paste on): the agent waits for input. */
+export const PROMPT_BYTES = '\x1b[?2004h';
+/** How a read's prompt ends (the cursor placed after it): a turn is over when the output ends so after Credits. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the prompt's bytes are escape sequences.
+const PROMPT_END = /\x1b\[\?2004h[^\x1b]*\x1b\[K[\s\S]*\r\x1b\[\d+C$/;
 
 /** The environment every bench agent gets: fast "Thinking..." so turns measure the engine, not the fake's pause. */
 export const AGENT_ENV = { PATH: process.env.PATH, HOME: process.env.HOME, KIRO_FAKE_THINK_MS: '0' };
@@ -112,6 +114,11 @@ export function bareSpawn(
     env: Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>,
   });
   let out = '';
+  // Like any terminal, answer the classic UI's start-up cursor-position probes (unanswered, each costs 0.5 s).
+  const probes = term.onData((chunk) => {
+    if (chunk.includes('\x1b[6n')) term.write('\x1b[1;1R');
+    if (out.includes(PROMPT_BYTES)) probes.dispose();
+  });
   const ready = new Promise<void>((resolve) => {
     const d = term.onData((chunk) => {
       out += chunk;
@@ -130,7 +137,7 @@ export function bareTurn(term: pty.IPty, text: string): Promise<string> {
     let out = '';
     const d = term.onData((chunk) => {
       out += chunk;
-      if (out.includes('Credits') && out.endsWith(PROMPT_END)) {
+      if (out.includes('Credits') && PROMPT_END.test(out)) {
         d.dispose();
         resolve(out);
       }
