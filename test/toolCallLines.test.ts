@@ -74,9 +74,11 @@ describe('tool call lines', () => {
 
   it('continues in a new message before the edit limit of an old one', async () => {
     const sink = new RecordingSink();
-    const lines = new ToolCallLines(sink, { maxMessageAgeMs: 10_000 });
+    let wall = 1_700_000_000_000;
+    const lines = new ToolCallLines(sink, { maxMessageAgeMs: 10_000, now: () => wall });
     lines.update(tool('a', 'first', 'completed'));
-    await vi.advanceTimersByTimeAsync(20_000);
+    await vi.advanceTimersByTimeAsync(2000);
+    wall += 20_000;
     lines.update(tool('b', 'second', 'in_progress'));
     const done = lines.finish();
     await vi.advanceTimersByTimeAsync(3000);

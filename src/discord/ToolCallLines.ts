@@ -10,6 +10,8 @@ export interface ToolCallLinesOptions {
   readonly maxTitle?: number;
   /** A message is edited this long at most, then the lines continue in a new one (Discord's one-hour edit limit). */
   readonly maxMessageAgeMs?: number;
+  /** Wall clock for a message's age (Discord's edit limit runs on it), ms. Default Date.now. */
+  readonly now?: () => number;
 }
 
 const ICON: Record<ToolCallInfo['status'], string> = {
@@ -46,6 +48,7 @@ export class ToolCallLines {
   private readonly maxLines: number;
   private readonly maxTitle: number;
   private readonly maxAgeMs: number;
+  private readonly now: () => number;
   private readonly calls = new Map<string, { title: string; status: ToolCallInfo['status'] }>();
   private messageId: string | undefined;
   private postedAt = 0;
@@ -63,6 +66,7 @@ export class ToolCallLines {
     this.maxLines = options.maxLines ?? 15;
     this.maxTitle = options.maxTitle ?? 100;
     this.maxAgeMs = options.maxMessageAgeMs ?? 50 * 60_000;
+    this.now = options.now ?? Date.now;
   }
 
   /** Number of distinct tool calls seen this turn. */
@@ -103,7 +107,7 @@ export class ToolCallLines {
 
   private async refresh(): Promise<void> {
     if (this.calls.size === 0) return;
-    if (this.messageId !== undefined && performance.now() - this.postedAt > this.maxAgeMs) {
+    if (this.messageId !== undefined && this.now() - this.postedAt > this.maxAgeMs) {
       // Edits stop working after an hour: freeze the old message and continue in a new one.
       for (const id of this.calls.keys()) {
         const c = this.calls.get(id);
@@ -117,7 +121,7 @@ export class ToolCallLines {
     this.lastEditAt = performance.now();
     this.shown = content;
     if (this.messageId === undefined) {
-      this.postedAt = performance.now();
+      this.postedAt = this.now();
       this.messageId = await this.sink.send(content);
     } else await this.sink.edit(this.messageId, content);
   }

@@ -33,6 +33,7 @@ export class TurnView {
     this.reply = new ReplyStream(sink, read, options.reply);
     this.tools = new ToolCallLines(sink, {
       ...(options.reply.editIntervalMs !== undefined && { editIntervalMs: options.reply.editIntervalMs }),
+      ...(options.reply.now !== undefined && { now: options.reply.now }),
     });
     this.footer = options.usageFooter;
   }
