@@ -157,7 +157,7 @@ export class RawAcp {
     return waitFor(
       () => {
         if (this.exit && !this.frames.slice(from).some(pred))
-          throw new Error(`the fake exited: ${this.stderr}`);
+          throw new Error(`the fake ${this.pid} exited (${JSON.stringify(this.exit)}): ${this.stderr}`);
         return this.frames.slice(from).find(pred);
       },
       what,
