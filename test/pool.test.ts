@@ -142,6 +142,10 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
 
     const { Store } = await import('../src/store/Store.js');
     const store = new Store(dbPath, { logger: silentLogger() });
+    // Only the killed owner's markers: other test runs on a shared machine may have orphans of their own.
+    const ownerInstances = new Set(store.openSessions().map((r) => r.instanceId));
+    expect(ownerInstances.size).toBe(1);
+    const owns = (m: { instanceId: string }) => ownerInstances.has(m.instanceId);
     try {
       const dry = await reapOrphans({
         table: h.table,
@@ -149,10 +153,11 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
         graceMs: 300,
         store,
         dryRun: true,
+        owns,
       });
       expect(dry.sessions.length).toBe(3);
       expect(alive(orphans).length).toBeGreaterThan(0);
-      const result = await reapOrphans({ table: h.table, logger: silentLogger(), graceMs: 300, store });
+      const result = await reapOrphans({ table: h.table, logger: silentLogger(), graceMs: 300, store, owns });
       expect(result.rowsClosed).toBe(3);
       await expectAllGone(orphans, 1000);
       expect(store.history().map((r) => r.endReason)).toEqual(['bot_restart', 'bot_restart', 'bot_restart']);
@@ -167,11 +172,15 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
     const s = await h.pool.acquire(threadId());
     await s.ready;
     const tree = h.tree(s);
+    const instanceId = h.pool.instanceId;
     const result = await reapOrphans({
       table: h.table,
       logger: silentLogger(),
       graceMs: 300,
       store: h.store,
+      // Only this pool's markers: other test runs on a shared machine may leave orphans of dead owners meanwhile,
+      // which a machine-wide reap would (rightly) end, and this test must neither see nor kill them.
+      owns: (m) => m.instanceId === instanceId,
     });
     expect(result.sessions).toEqual([]);
     expect(result.rowsClosed).toBe(0);
