@@ -49,6 +49,8 @@ describe('classic transport against the kiro-cli 2.x screen', () => {
     const r = await s.prompt('hello agent');
     // The purple reply prefix, the spinner on stderr and the grey summary line are not reply text.
     expect(r.text).toBe('You said: hello agent');
+    // The summary line's credits and the next prompt's context use are the turn's usage.
+    expect(r.usage).toMatchObject({ credits: 0.04, contextPercent: 1 });
   });
 
   it('strips the green reply prefix of kiro-cli 1.x and a summary line without Credits', async () => {
