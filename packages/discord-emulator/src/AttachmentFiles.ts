@@ -78,7 +78,12 @@ export class AttachmentFiles {
     return true;
   }
 
-  private answer(req: IncomingMessage, res: ServerResponse, path: string, file: StoredFile | undefined): void {
+  private answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    file: StoredFile | undefined,
+  ): void {
     if (file?.status !== 200) {
       const status = file?.status ?? 404;
       this.downloads.push({ path, status, bytes: 0 });
