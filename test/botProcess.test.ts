@@ -1,3 +1,4 @@
+import { COMMANDS } from '../src/discord/commands.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,6 +55,8 @@ function startBot(env: Record<string, string> = {}): { proc: ChildProcess; outpu
       KILL_GRACE_MS: '500',
       HTTP_PORT: '0',
       LOG_LEVEL: 'info',
+      // Exact-content asserts: no usage footer under replies (as in BotHarness).
+      USAGE_FOOTER: 'false',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -111,7 +114,7 @@ describe('the bot as a process', () => {
   it('SIGTERM with live sessions: exit 0 within KILL_GRACE_MS + 5 s, no process left, every row "shutdown"', async () => {
     const bot = startBot();
     await waitFor(
-      () => emu.identifyCount > 0 && emu.registeredCommands(emu.guildId).length === 3,
+      () => emu.identifyCount > 0 && emu.registeredCommands(emu.guildId).length === COMMANDS.length,
       'the bot to connect',
       20_000,
     );
@@ -159,7 +162,11 @@ describe('the bot as a process', () => {
 
   it('SIGTERM in the middle of many streaming turns: clean exit within the deadline, no orphans, every row closed', async () => {
     const bot = startBot({ MAX_SESSIONS: '12' });
-    await waitFor(() => emu.registeredCommands(emu.guildId).length === 3, 'the bot to connect', 20_000);
+    await waitFor(
+      () => emu.registeredCommands(emu.guildId).length === COMMANDS.length,
+      'the bot to connect',
+      20_000,
+    );
     const threads = await openSessions(10);
     const tree = processesOwnedBy(bot.proc.pid!);
     seen.push(...tree);
