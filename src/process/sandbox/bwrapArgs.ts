@@ -20,6 +20,9 @@ export interface BwrapCommand {
  * giving them back.
  */
 const NAMESPACE_ARGS = [
+  // A user namespace where one can be made: bwrap makes one itself for an unprivileged caller, but a bot running as
+  // root in a container (no CAP_SYS_ADMIN) needs it asked for explicitly ("Creating new namespace failed" otherwise).
+  '--unshare-user-try',
   '--unshare-pid',
   '--unshare-ipc',
   '--unshare-uts',
