@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BotHarness } from './helpers/botHarness.js';
-import { alive, expectAllGone, identify, killAll } from './helpers/processes.js';
+import { reportedHostPids } from './helpers/namespace.js';
+import { alive, expectAllGone, killAll } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 let h: BotHarness | undefined;
@@ -58,7 +59,11 @@ describe('agent faults: the thread is told, the reason is recorded, other thread
 
     // 100 children, then archive: every one of them is gone.
     const spawned = await h.turn(forking, h.alice, 'fake:spawn many 100');
-    const children = identify((spawned.at(-1)!.content.match(/\d+/g) ?? []).map(Number));
+    // Pids as the agent sees them (its namespace's, when sandboxed), mapped to host pids.
+    const children = reportedHostPids(
+      (spawned.at(-1)!.content.match(/\d+/g) ?? []).map(Number),
+      h.tree(forking).map((p) => p.pid),
+    );
     expect(children.length).toBeGreaterThanOrEqual(90);
     h.seen.push(...children);
     await h.turn(forking, h.alice, 'fake:ignore-term');

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { END_REASONS } from '../src/endReasons.js';
+import { findBwrap } from '../src/process/sandbox/probeSandbox.js';
 import { BotHarness } from './helpers/botHarness.js';
 import { alive, killAll } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
@@ -28,9 +29,23 @@ describe('/health and /metrics', () => {
     const res = await fetch(url('/health'));
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
+    // AGENT_SANDBOX=auto: bwrap where it works; where not, "off" and the reason.
+    const sandboxed = findBwrap() !== undefined;
     expect(Object.keys(body).sort()).toEqual(
-      ['available', 'busy', 'limits', 'poolSize', 'sessions', 'status', 'stuck', 'uptime'].sort(),
+      [
+        'available',
+        'busy',
+        'limits',
+        'poolSize',
+        'sandbox',
+        ...(sandboxed ? [] : ['sandboxWarning']),
+        'sessions',
+        'status',
+        'stuck',
+        'uptime',
+      ].sort(),
     );
+    expect(body.sandbox).toBe(sandboxed ? 'bwrap' : 'off');
     expect(body).toMatchObject({
       status: 'ok',
       poolSize: 1,

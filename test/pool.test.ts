@@ -5,8 +5,8 @@ import type { EndReason } from '../src/endReasons.js';
 import { PoolFullError } from '../src/errors.js';
 import { silentLogger } from '../src/log/logger.js';
 import { reapOrphans } from '../src/pool/Reaper.js';
-import { readProc } from '../src/process/procfs.js';
 import { PoolHarness, threadId } from './helpers/harness.js';
+import { reportedHostPids } from './helpers/namespace.js';
 import { killedOwnerPids } from './helpers/owner.js';
 import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
@@ -22,15 +22,17 @@ afterEach(async () => {
   h = undefined;
 });
 
-function reportedPids(text: string): Pid[] {
-  return identify((text.match(/\b\d{2,7}\b/g) ?? []).map(Number).filter((n) => readProc(n) !== undefined));
+/** Host pids of the pids the fake reports ("spawned setsid 17"); inside a sandbox those are its namespace's. */
+function reportedPids(text: string, s: AgentSession): Pid[] {
+  const tree = h!.tree(s).map((p) => p.pid);
+  return reportedHostPids((text.match(/\b\d{1,7}\b/g) ?? []).map(Number), tree);
 }
 
 /** Makes the session's tree as hard to kill as kiro-cli's worst case; returns every pid of it. */
 async function hostileTree(pool: PoolHarness, s: AgentSession): Promise<Pid[]> {
   const reported: Pid[] = [];
   for (const what of ['setsid', 'group', 'doublefork', 'ignoreterm']) {
-    reported.push(...reportedPids((await s.prompt(`fake:spawn ${what}`)).text));
+    reported.push(...reportedPids((await s.prompt(`fake:spawn ${what}`)).text, s));
   }
   await s.prompt('fake:ignore-term');
   const tree = [...pool.tree(s), ...reported];
@@ -82,7 +84,7 @@ describe('SessionPool lifecycle: every end path kills the whole tree and records
     const idle = await h.pool.acquire(threadId());
     const busy = await h.pool.acquire(threadId());
     await Promise.all([idle.ready, busy.ready]);
-    const idleTree = [...h.tree(idle), ...reportedPids((await idle.prompt('fake:spawn setsid')).text)];
+    const idleTree = [...h.tree(idle), ...reportedPids((await idle.prompt('fake:spawn setsid')).text, idle)];
     const hanging = busy.prompt('fake:silent 2500');
     await waitFor(() => idle.state === 'closed', 'the idle session to be swept', 5000);
     await expectAllGone(idleTree);

@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { AgentSession } from '../src/agent/AgentSession.js';
 import { SessionClosedError, SpawnFailedError } from '../src/errors.js';
-import { readProc } from '../src/process/procfs.js';
 import { PoolHarness, threadId } from './helpers/harness.js';
-import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
+import { reportedHostPids } from './helpers/namespace.js';
+import { alive, expectAllGone, killAll, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 let h: PoolHarness | undefined;
@@ -18,8 +19,10 @@ afterEach(async () => {
 });
 
 /** Pids the fake agent reports in its reply ("spawned setsid 123"). */
-function reportedPids(text: string): Pid[] {
-  return identify((text.match(/\b\d{2,7}\b/g) ?? []).map(Number).filter((n) => readProc(n) !== undefined));
+/** Host pids of the pids the fake reports ("spawned setsid 17"); inside a sandbox those are its namespace's. */
+function reportedPids(text: string, s: AgentSession): Pid[] {
+  const tree = h!.tree(s).map((p) => p.pid);
+  return reportedHostPids((text.match(/\b\d{1,7}\b/g) ?? []).map(Number), tree);
 }
 
 describe('AgentSession with the fake kiro-cli in a real pty', () => {
@@ -120,7 +123,7 @@ describe('AgentSession with the fake kiro-cli in a real pty', () => {
     expect(r.text).not.toContain('secret-token-value');
     expect(r.text).toContain('THREADWARDEN_MARKER=');
     const spawned = await s.prompt('fake:spawn setsid');
-    const tree = [...h.tree(s), ...reportedPids(spawned.text)];
+    const tree = [...h.tree(s), ...reportedPids(spawned.text, s)];
     expect(tree.length).toBeGreaterThanOrEqual(3);
     for (const p of tree) {
       const env = readFileSync(`/proc/${p.pid}/environ`, 'utf8');
@@ -232,7 +235,7 @@ describe('AgentSession with the fake kiro-cli in a real pty', () => {
     h = new PoolHarness();
     const s = await h.pool.acquire(threadId());
     const spawned = await s.prompt('fake:spawn setsid');
-    const tree = [...h.tree(s), ...reportedPids(spawned.text)];
+    const tree = [...h.tree(s), ...reportedPids(spawned.text, s)];
     const err = await s.prompt('fake:crash').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SessionClosedError);
     expect((err as SessionClosedError).reason).toBe('crashed');

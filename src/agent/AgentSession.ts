@@ -5,6 +5,7 @@ import { SessionClosedError, SpawnFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type KillResult, killTree } from '../process/killTree.js';
 import type { ProcessTable } from '../process/ProcessTable.js';
+import type { AgentSandbox } from '../process/sandbox/AgentSandbox.js';
 import { type AgentProcess, type SpawnWrapper, spawnAgent } from '../process/spawnAgent.js';
 import { resolveExecutable } from './resolveExecutable.js';
 import type { ReadyInfo, Transport, TransportSink, TurnEnd } from './Transport.js';
@@ -33,7 +34,8 @@ export type {
 export interface AgentSessionEvents {
   state: [SessionState];
   /** The process is running (pid known); fired inside `start()`. */
-  spawned: [{ pid: number; pidStartTime: number | undefined; command: readonly string[] }];
+  /** `isolation`: the sandbox's name ("bwrap") or "off". */
+  spawned: [{ pid: number; pidStartTime: number | undefined; command: readonly string[]; isolation: string }];
   /** The agent took its first turn's worth of setup (prompt shown / ACP session created). */
   ready: [{ ms: number }];
   /** Agent output arrived for the running turn; call `partial()` to read it. Fired per chunk: keep handlers cheap. */
@@ -76,7 +78,8 @@ export interface AgentSessionOptions {
   /** Give up when the agent is not ready this long after spawn, ms. */
   readonly spawnTimeoutMs: number;
   /** The sandbox's hook on the spawn path. */
-  readonly spawnWrapper?: SpawnWrapper | undefined;
+  /** Rewrites the spawn: a plain wrapper, or a sandbox (the agent's own pid is then found inside it). */
+  readonly spawnWrapper?: SpawnWrapper | AgentSandbox | undefined;
   readonly now?: () => number;
 }
 
@@ -247,7 +250,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     }
     const proc = this.proc;
     this.log.info({ pid: proc.pid, command: this.command, mode: proc.mode }, 'agent spawned');
-    this.emit('spawned', { pid: proc.pid, pidStartTime: proc.startTime, command: this.command });
+    this.emit('spawned', {
+      pid: proc.pid,
+      pidStartTime: proc.startTime,
+      command: this.command,
+      isolation: proc.sandbox?.name ?? 'off',
+    });
     this.disposables.push(proc.onExit(({ exitCode, signal }) => this.onExit(exitCode, signal)));
     this.spawnTimer = setTimeout(() => {
       if (this._state !== 'starting') return;
@@ -359,7 +367,16 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       const known = this.proc.startTime !== undefined;
       kill = await killTree(
         { pid: known ? this.proc.pid : 0, startTime: this.proc.startTime ?? -1, marker: this.marker },
-        { graceMs: o.killGraceMs, table: o.table },
+        {
+          graceMs: o.killGraceMs,
+          table: o.table,
+          // In a sandbox: bwrap only gets SIGKILL, and the agent's first process its SIGTERM last (its exit ends
+          // the namespace, which would cut short the grace of what it started).
+          ...(this.proc.sandbox && {
+            spareOnTerm: this.proc.sandbox.infra,
+            ...(known && { termLast: { pid: this.proc.pid, startTime: this.proc.startTime! } }),
+          }),
+        },
       );
       // The exit event carries the exit status; it follows the kill closely.
       await this.waitForExit(1000);

@@ -9,6 +9,7 @@ import { type ReapResult, reapOrphans } from '../pool/Reaper.js';
 import { SessionPool } from '../pool/SessionPool.js';
 import type { Marker } from '../process/marker.js';
 import { ProcessTable } from '../process/ProcessTable.js';
+import { type ResolvedSandbox, resolveSandbox } from '../process/sandbox/resolveSandbox.js';
 import { SessionRecorder } from '../store/SessionRecorder.js';
 import { Store } from '../store/Store.js';
 import { InstanceLock } from './InstanceLock.js';
@@ -53,7 +54,13 @@ export class App {
   private readonly lock: InstanceLock;
   private stopping: Promise<void> | undefined;
 
-  private constructor(options: AppOptions, lock: InstanceLock, store: Store, table: ProcessTable) {
+  private constructor(
+    options: AppOptions,
+    lock: InstanceLock,
+    store: Store,
+    table: ProcessTable,
+    sandbox: ResolvedSandbox,
+  ) {
     this.lock = lock;
     this.config = options.config;
     this.logger = options.logger;
@@ -65,6 +72,8 @@ export class App {
       table,
       ...(options.env !== undefined && { env: options.env }),
       ...(options.instanceId !== undefined && { instanceId: options.instanceId }),
+      spawnWrapper: sandbox.sandbox,
+      sandboxStatus: sandbox.status,
     });
     this.recorder = new SessionRecorder({ pool: this.pool, store });
     this.monitor = new ResourceMonitor({
@@ -100,6 +109,13 @@ export class App {
 
   static async start(options: AppOptions): Promise<App> {
     const { config, logger } = options;
+    // First: with AGENT_SANDBOX=on a host without a working sandbox stops here (exit 2, nothing touched yet).
+    const sandbox = await resolveSandbox({
+      mode: config.agentSandbox,
+      workspaceRoot: config.workspaceRoot,
+      databasePath: config.databasePath,
+      logger,
+    });
     const lock = InstanceLock.acquire(config.databasePath, logger);
     let store: Store;
     try {
@@ -130,7 +146,7 @@ export class App {
         'reaped what an earlier instance left behind',
       );
     }
-    const app = new App(options, lock, store, table);
+    const app = new App(options, lock, store, table, sandbox);
     app.reaped = reaped;
     app.metrics.recordReaped(reaped.sessions.reduce((n, s) => n + s.pids.length, 0));
     try {

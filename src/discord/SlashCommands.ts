@@ -57,6 +57,7 @@ export class SlashCommands {
             maxStuckMs: c.maxStuckMs,
           },
           now: Date.now(),
+          sandbox: pool.sandbox,
         });
         await interaction.editReply({ embeds: [embed], allowedMentions: NO_MENTIONS_JS });
         return;

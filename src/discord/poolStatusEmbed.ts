@@ -12,6 +12,8 @@ export interface PoolStatusInput {
   readonly totals?: UsageSums | undefined;
   readonly limits: { idleTtlMs: number; maxCpuPercent: number; maxMemoryMb: number; maxStuckMs: number };
   readonly now: number;
+  /** What agents run under: "bwrap", or "off" with the reason when the sandbox probe failed. */
+  readonly sandbox?: { readonly mechanism: string; readonly warning?: string | undefined };
 }
 
 /** Discord's embed limits (description 4096, field value 1024, total 6000), kept with room to spare. */
@@ -77,6 +79,18 @@ export function poolStatusEmbed(input: PoolStatusInput): APIEmbed {
         value: `idle TTL ${formatDuration(l.idleTtlMs)}\nCPU ${l.maxCpuPercent}% for ${formatDuration(l.maxStuckMs)}\nmemory ${l.maxMemoryMb} MB`,
         inline: true,
       },
+      ...(input.sandbox
+        ? [
+            {
+              name: 'Sandbox',
+              value:
+                input.sandbox.mechanism === 'off'
+                  ? `off${input.sandbox.warning ? ` (${input.sandbox.warning})` : ''}`.slice(0, 1000)
+                  : `${input.sandbox.mechanism}: each agent in its own sandbox`,
+              inline: false,
+            },
+          ]
+        : []),
     ],
     timestamp: new Date(input.now).toISOString(),
   };

@@ -16,6 +16,10 @@ export interface HealthBody {
   stuck: number;
   uptime: number;
   limits: { maxCpu: number; maxMemoryMB: number; maxStuckTimeMs: number };
+  /** "bwrap" when every agent runs in its own sandbox, "off" when not. */
+  sandbox: string;
+  /** Why agents run unsandboxed although AGENT_SANDBOX=auto asked for a sandbox. */
+  sandboxWarning?: string;
   sessions: {
     sessionId: string;
     threadId: string;
@@ -96,6 +100,8 @@ export class HttpServer {
         maxMemoryMB: config.maxMemoryMb,
         maxStuckTimeMs: config.maxStuckMs,
       },
+      sandbox: pool.sandbox.mechanism,
+      ...(pool.sandbox.warning !== undefined && { sandboxWarning: pool.sandbox.warning }),
       sessions: sessions.map((s) => {
         const u = this.opts.usage(s.threadId);
         return {

@@ -15,6 +15,8 @@ import type { Logger } from '../log/logger.js';
 import { killTree } from '../process/killTree.js';
 import { formatMarker, selfIdentity } from '../process/marker.js';
 import { ProcessTable } from '../process/ProcessTable.js';
+import type { AgentSandbox } from '../process/sandbox/AgentSandbox.js';
+import type { SandboxStatus } from '../process/sandbox/resolveSandbox.js';
 import type { SpawnWrapper } from '../process/spawnAgent.js';
 
 /** The settings the pool reads; a subset of Config so tests can build one by hand. */
@@ -37,7 +39,10 @@ export interface SessionPoolOptions {
   readonly logger: Logger;
   readonly profile?: AgentProfile;
   /** The sandbox's hook on the one spawn path; default none. */
-  readonly spawnWrapper?: SpawnWrapper;
+  /** Wraps every agent's spawn: a sandbox (AGENT_SANDBOX) or a plain wrapper. */
+  readonly spawnWrapper?: SpawnWrapper | AgentSandbox | undefined;
+  /** What agents run under, for /health and /pool-status; default: no sandbox. */
+  readonly sandboxStatus?: SandboxStatus | undefined;
   readonly table?: ProcessTable;
   /** Identifies this bot instance in markers and rows; default a fresh UUID. */
   readonly instanceId?: string;
@@ -79,9 +84,11 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   readonly instanceId: string;
   readonly table: ProcessTable;
   readonly startedAt: number;
+  /** The isolation every agent of this pool runs under (AGENT_SANDBOX, after the start-up probe). */
+  readonly sandbox: SandboxStatus;
   private readonly cfg: PoolConfig;
   private readonly log: Logger;
-  private readonly spawnWrapper: SpawnWrapper | undefined;
+  private readonly spawnWrapper: SpawnWrapper | AgentSandbox | undefined;
   private readonly profile: AgentProfile;
   private readonly env: Readonly<Record<string, string | undefined>>;
   private readonly now: () => number;
@@ -110,6 +117,7 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     this.cfg = options.config;
     this.log = options.logger;
     this.spawnWrapper = options.spawnWrapper;
+    this.sandbox = options.sandboxStatus ?? { mode: 'off', mechanism: 'off' };
     this.profile = options.profile ?? kiroClassicProfile;
     this.table = options.table ?? new ProcessTable();
     this.instanceId = options.instanceId ?? randomUUID();

@@ -28,7 +28,7 @@ export interface KillTreeOptions {
    */
   readonly spareOnTerm?: readonly { readonly pid: number; readonly startTime: number }[];
   /**
-   * A process that gets its SIGTERM only once the rest of the tree has gone (or three quarters of the grace have passed): a
+   * A process that gets its SIGTERM only once the rest of the tree has gone within the grace: a
    * sandboxed agent's first process. Its exit ends the PID namespace, SIGKILLing whatever still runs, so kiro's
    * wrapper (which dies on SIGTERM without forwarding it) must not die before kiro-cli-chat has shut down cleanly.
    */
@@ -111,10 +111,16 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
   const holdLast = lastKey !== undefined && first.some((m) => `${m.pid}:${m.startTime}` === lastKey);
   signalMembers(first, 'SIGTERM', holdLast);
   if (holdLast && last) {
+    // The rest of the tree first, for the whole grace; the first process only once the rest has gone (a survivor
+    // of the grace means SIGKILL for all, as without a sandbox).
     const t0 = performance.now();
-    await waitGone((graceMs * 3) / 4, new Set([lastKey!, ...spared]));
-    if (isAlive(last.pid, last.startTime)) send(last.pid, 'SIGTERM');
-    await waitGone(graceMs - (performance.now() - t0));
+    const othersGone = () =>
+      live().every((k) => `${k.pid}:${k.startTime}` === lastKey || spared.has(`${k.pid}:${k.startTime}`));
+    await waitGone(graceMs, new Set([lastKey!, ...spared]));
+    if (othersGone() && isAlive(last.pid, last.startTime)) {
+      send(last.pid, 'SIGTERM');
+      await waitGone(Math.max(0, graceMs - (performance.now() - t0)));
+    }
   } else {
     await waitGone(graceMs);
   }

@@ -3,6 +3,8 @@ import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import * as pty from 'node-pty';
 import { readProc } from './procfs.js';
+import type { AgentSandbox } from './sandbox/AgentSandbox.js';
+import type { HostPid } from './sandbox/locateAgent.js';
 
 /** How the agent's stdio is wired: a pseudo-terminal (classic line UI) or three plain pipes (ACP). */
 export type SpawnMode = 'pty' | 'pipes';
@@ -34,10 +36,12 @@ export interface Disposable {
 export interface AgentProcess {
   readonly mode: SpawnMode;
   /**
-   * The spawned process's pid: a session leader (pid = pgid = sid) in both modes. Writable so that a sandbox
-   * wrapper can name the agent's own host pid once it has found it (the spawned pid is then the sandbox's).
+   * The agent's pid: the spawned process, a session leader (pid = pgid = sid) in both modes; in a sandbox, the
+   * agent's own host pid (its namespace's pid 2), not the sandbox's.
    */
   pid: number;
+  /** Set when the agent runs in a sandbox: its name and the sandbox's own processes (they get only SIGKILL). */
+  readonly sandbox?: { readonly name: string; readonly infra: readonly HostPid[] };
   /** Its start time in clock ticks (with pid, its identity for the kill), or undefined if it already exited. */
   startTime: number | undefined;
   /** The spec actually spawned (after the wrapper). */
@@ -64,9 +68,37 @@ export interface AgentProcess {
  * and killTree finds its whole tree by group and session id as well as by marker. Throws when the spawn fails
  * synchronously; an asynchronous failure (exec error) arrives as an exit.
  */
-export function spawnAgent(spec: SpawnSpec, wrap?: SpawnWrapper): AgentProcess {
-  const s = wrap ? wrap(spec) : spec;
-  return s.mode === 'pty' ? spawnPty(s) : spawnPipes(s);
+export function spawnAgent(spec: SpawnSpec, wrap?: SpawnWrapper | AgentSandbox): AgentProcess {
+  if (wrap === undefined || typeof wrap === 'function') {
+    const s = wrap ? wrap(spec) : spec;
+    return s.mode === 'pty' ? spawnPty(s) : spawnPipes(s);
+  }
+  return spawnSandboxed(spec, wrap);
+}
+
+/**
+ * The agent inside a sandbox: bwrap is the spawned child, the agent its grandchild. The pid and start time the
+ * bot reports and kills by become the agent's own; bwrap passes on the agent's exit status, a death by signal n
+ * as status 128 + n, which is turned back into the signal.
+ */
+function spawnSandboxed(spec: SpawnSpec, sandbox: AgentSandbox): AgentProcess {
+  const wrapped = sandbox.wrap(spec);
+  const proc = wrapped.mode === 'pty' ? spawnPty(wrapped) : spawnPipes(wrapped);
+  const located = sandbox.locate(proc.pid);
+  return {
+    ...proc,
+    pid: located?.agent.pid ?? proc.pid,
+    startTime: located ? located.agent.startTime : proc.startTime,
+    sandbox: { name: sandbox.name, infra: located?.infra ?? [] },
+    onExit: (listener) =>
+      proc.onExit(({ exitCode, signal }) =>
+        listener(
+          signal === undefined && exitCode > 128 && exitCode <= 128 + 64
+            ? { exitCode: 0, signal: exitCode - 128 }
+            : { exitCode, signal },
+        ),
+      ),
+  };
 }
 
 function spawnPty(spec: SpawnSpec): AgentProcess {

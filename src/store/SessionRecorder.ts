@@ -47,8 +47,15 @@ export class SessionRecorder {
       command: s.command,
       startedAt: s.startedAt,
     });
-    s.on('spawned', ({ pid, pidStartTime, command }) =>
-      store.markSpawned(s.id, pid, pidStartTime ?? 0, { pid, command, cwd: s.cwd }),
+    s.on('spawned', ({ pid, pidStartTime, command, isolation }) =>
+      store.markSpawned(
+        s.id,
+        pid,
+        pidStartTime ?? 0,
+        { pid, command, cwd: s.cwd, isolation },
+        this.now(),
+        isolation,
+      ),
     );
     s.on('ready', ({ ms }) => store.markReady(s.id, s.startedAt + ms, { ms }));
     s.on('turnStart', ({ turnId, text }) => {

@@ -6,6 +6,8 @@ import { silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
 import { type PoolConfig, SessionPool, type SessionPoolOptions } from '../../src/pool/SessionPool.js';
 import { ProcessTable, treeMembers } from '../../src/process/ProcessTable.js';
+import { BwrapSandbox } from '../../src/process/sandbox/BwrapSandbox.js';
+import { findBwrap } from '../../src/process/sandbox/probeSandbox.js';
 import { SessionRecorder } from '../../src/store/SessionRecorder.js';
 import { Store } from '../../src/store/Store.js';
 import { identify, type Pid } from './processes.js';
@@ -33,6 +35,19 @@ export function poolConfig(root: string, overrides: Partial<PoolConfig> = {}): P
   };
 }
 
+/**
+ * The sandbox the pool tests run their agents in: bwrap where installed (CI installs it), hiding the test's
+ * database directory, as AGENT_SANDBOX=auto does for the bot. TW_TEST_SANDBOX=off runs them unsandboxed.
+ */
+export function testSandbox(workspaceRoot: string, hidden: string): Partial<SessionPoolOptions> {
+  const bwrap = process.env.TW_TEST_SANDBOX === 'off' ? undefined : findBwrap();
+  if (!bwrap) return {};
+  return {
+    spawnWrapper: new BwrapSandbox({ bwrap, workspaceRoot, hidden: [hidden] }),
+    sandboxStatus: { mode: 'auto', mechanism: 'bwrap' },
+  };
+}
+
 /** A pool on the fake agent with a real SQLite file in a temporary directory; `dispose()` ends everything. */
 export class PoolHarness {
   readonly root = mkdtempSync(join(tmpdir(), 'tw-pool-'));
@@ -44,11 +59,14 @@ export class PoolHarness {
   readonly seen: Pid[] = [];
 
   constructor(overrides: Partial<PoolConfig> = {}, options: Partial<SessionPoolOptions> = {}) {
+    const config = poolConfig(this.root, overrides);
     this.pool = new SessionPool({
-      config: poolConfig(this.root, overrides),
+      config,
       logger: silentLogger(),
       table: this.table,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'secret-token-value' },
+      // Like the bot (AGENT_SANDBOX=auto): every agent in a bwrap sandbox where bwrap is installed.
+      ...testSandbox(config.workspaceRoot, this.root),
       ...options,
     });
     this.recorder = new SessionRecorder({ pool: this.pool, store: this.store });

@@ -1,18 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import type { AgentSandbox, WrappableSpec } from './AgentSandbox.js';
 import { bwrapArgs } from './bwrapArgs.js';
 import { interpreterOf } from './interpreter.js';
 import { locateAgentSync, type SandboxedPids } from './locateAgent.js';
 import { executableDirs, planView, threadSessionStore } from './SandboxView.js';
-
-/** What the sandbox needs of a spawn spec (spawnAgent's SpawnSpec has these and more, passed through). */
-export interface WrappableSpec {
-  readonly file: string;
-  readonly args: readonly string[];
-  readonly cwd: string;
-  readonly env: Readonly<Record<string, string>>;
-  readonly mode: 'pty' | 'pipes';
-}
 
 /** kiro-cli's own state under HOME, bound read-write (kiro.dev docs, shared/kiro-acp.md; the README lists why). */
 export const KIRO_HOME_PATHS = ['.kiro', '.local/share/kiro-cli', '.aws/sso'];
@@ -35,7 +27,7 @@ export interface BwrapSandboxOptions {
  * same command (same environment, same cwd, both transports); `locate` finds, after the spawn, the host pid of the
  * agent itself and of the two bwrap processes around it.
  */
-export class BwrapSandbox {
+export class BwrapSandbox implements AgentSandbox {
   readonly name = 'bwrap';
   private readonly opts: BwrapSandboxOptions;
 
