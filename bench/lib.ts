@@ -9,6 +9,8 @@ import { fakeKiroPath } from '../src/paths.js';
 import { type PoolConfig, SessionPool } from '../src/pool/SessionPool.js';
 import { ProcessTable } from '../src/process/ProcessTable.js';
 import { isAlive, MARKER_VAR, readProc, scanProcesses } from '../src/process/procfs.js';
+import { BwrapSandbox } from '../src/process/sandbox/BwrapSandbox.js';
+import { findBwrap } from '../src/process/sandbox/probeSandbox.js';
 import { SessionRecorder } from '../src/store/SessionRecorder.js';
 import { Store } from '../src/store/Store.js';
 
@@ -45,8 +47,14 @@ export interface BenchPool {
   readonly root: string;
 }
 
-export function makePool(overrides: Partial<PoolConfig> = {}, table = new ProcessTable()): BenchPool {
+export function makePool(
+  overrides: Partial<PoolConfig> = {},
+  table = new ProcessTable(),
+  sandboxed = false,
+): BenchPool {
   const root = tempDir('pool');
+  const bwrap = sandboxed ? findBwrap() : undefined;
+  if (sandboxed && !bwrap) throw new Error('bench: bwrap is not installed (Debian package bubblewrap)');
   const store = new Store(join(root, 'tw.db'), { logger: silentLogger() });
   const pool = new SessionPool({
     config: {
@@ -65,6 +73,10 @@ export function makePool(overrides: Partial<PoolConfig> = {}, table = new Proces
     logger: silentLogger(),
     table,
     env: AGENT_ENV,
+    ...(bwrap && {
+      spawnWrapper: new BwrapSandbox({ bwrap, workspaceRoot: join(root, 'ws'), hidden: [root] }),
+      sandboxStatus: { mode: 'on' as const, mechanism: 'bwrap' as const },
+    }),
   });
   new SessionRecorder({ pool, store });
   return { pool, store, table, root };

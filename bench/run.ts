@@ -29,7 +29,7 @@ import {
 } from './lib.js';
 
 const quick = process.argv.includes('--quick');
-/** `--only=scale` (or teardown, spawn, churn) runs one scenario; its results go to latest-<name>.json/.md. */
+/** `--only=scale` (or teardown, spawn, churn, sandbox) runs one scenario; its results go to latest-<name>.json/.md. */
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const runs = (name: string) => only === undefined || only === name;
 const GRACE = 500;
@@ -520,6 +520,118 @@ async function scale(sessions: number): Promise<void> {
   );
 }
 
+// ---- 5. the sandbox ----------------------------------------------------------------------------------------
+/**
+ * Spawn to first prompt with and without bwrap in one run (alternating, so load hits both alike), teardown
+ * latency of sandboxed hostile trees, and a churn of sandboxed sessions through every end path counting orphans.
+ */
+async function sandbox(m: number, n: number): Promise<void> {
+  const bare = makePool();
+  const boxed = makePool({ killGraceMs: GRACE }, bare.table, true);
+  const spawnBare: number[] = [];
+  const spawnBoxed: number[] = [];
+  for (let i = 0; i < m; i++) {
+    for (const [bp, out] of [
+      [bare, spawnBare],
+      [boxed, spawnBoxed],
+    ] as const) {
+      const id = threadId();
+      const t0 = performance.now();
+      const s = await bp.pool.acquire(id);
+      await s.ready;
+      out.push(performance.now() - t0);
+      await bp.pool.close(id, 'reset');
+    }
+  }
+  // Teardown: SIGTERM honoured (a setsid escaper) and ignored, inside the sandbox.
+  const measure = async (ignore: boolean) => {
+    const times: number[] = [];
+    for (let i = 0; i < m; i++) {
+      const id = threadId();
+      const s = await boxed.pool.acquire(id);
+      await s.ready;
+      await s.prompt('fake:spawn setsid');
+      if (ignore) await s.prompt('fake:ignore-term');
+      const r = await boxed.pool.close(id, 'reset');
+      times.push(r!.kill.durationMs);
+    }
+    return times;
+  };
+  const honour = await measure(false);
+  const ignore = await measure(true);
+  // Churn: n sandboxed sessions with hostile trees, ended by archive, reset, crash and the idle sweep.
+  const reasons: EndReason[] = ['archived', 'reset', 'crashed', 'idle_ttl'];
+  await parallel(
+    Array.from({ length: n }, (_, i) => i),
+    6,
+    async (i) => {
+      const id = threadId();
+      const s = await boxed.pool.acquire(id);
+      await s.ready;
+      await hostile(s, i);
+      const reason = reasons[i % reasons.length]!;
+      if (reason === 'crashed') {
+        await s.prompt('fake:crash').catch(() => undefined);
+        await waitClosed(s);
+      } else if (reason === 'idle_ttl') {
+        s.lastActivityAt -= 3_700_000;
+        boxed.pool.sweep();
+        await waitClosed(s);
+      } else {
+        await boxed.pool.close(id, reason);
+      }
+    },
+  );
+  await boxed.pool.closeAll('shutdown');
+  await bare.pool.closeAll('shutdown');
+  const orphans = markedAlive(boxed.pool.instanceId).length;
+  const sandboxedRows = boxed.store.history({ limit: 100_000 }).filter((r) => r.isolation === 'bwrap').length;
+  await sweepMarked(boxed.pool.instanceId);
+  await sweepMarked(bare.pool.instanceId);
+  for (const bp of [bare, boxed]) {
+    bp.store.close();
+    rmSync(bp.root, { recursive: true, force: true });
+  }
+  const s50 = percentile(spawnBoxed, 50);
+  const b50 = percentile(spawnBare, 50);
+  results.sandbox = {
+    samples: m,
+    churn: n,
+    graceMs: GRACE,
+    spawn: { boxedP50: s50, bareP50: b50, addedMs: s50 - b50, boxedP99: percentile(spawnBoxed, 99) },
+    teardown: {
+      honour: { p50: percentile(honour, 50), p99: percentile(honour, 99) },
+      ignore: { p50: percentile(ignore, 50), p99: percentile(ignore, 99) },
+    },
+    orphans,
+    sandboxedRows,
+  };
+  row(
+    'sandbox',
+    'acquire() to prompt, p50 (ms): bwrap vs none',
+    `${f1(s50)} (+${f1(s50 - b50)} ms)`,
+    `${f1(b50)} unsandboxed pool`,
+    '+<=15 ms',
+    s50 - b50 <= 15,
+  );
+  row(
+    'sandbox',
+    'close() to last pid gone in bwrap, SIGTERM honoured / ignored: p99 (ms)',
+    `${f1(percentile(honour, 99))} / ${f1(percentile(ignore, 99))}`,
+    '-',
+    `p99 <= 100 / <= ${GRACE + 100}`,
+    percentile(honour, 99) <= 100 && percentile(ignore, 99) <= GRACE + 100,
+  );
+  row(
+    'sandbox',
+    `processes left after ${n} sandboxed sessions (rows under bwrap)`,
+    `${orphans} (${sandboxedRows})`,
+    '-',
+    '0',
+    orphans === 0 && sandboxedRows >= n,
+  );
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const n = quick ? 70 : 1000;
@@ -528,6 +640,7 @@ async function main(): Promise<void> {
   if (runs('spawn')) await spawnOverhead(quick ? 10 : 30);
   if (runs('scale')) await scale(quick ? 50 : 200);
   if (runs('churn')) await churn(n);
+  if (runs('sandbox')) await sandbox(quick ? 10 : 30, n);
   const seconds = (performance.now() - t0) / 1000;
   const machine = {
     cores: cpus().length,

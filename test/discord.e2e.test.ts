@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { innermostPid } from '../src/process/sandbox/locateAgent.js';
+import { findBwrap } from '../src/process/sandbox/probeSandbox.js';
 import { BotHarness } from './helpers/botHarness.js';
 import { alive, expectAllGone, killAll } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
@@ -166,6 +168,12 @@ describe('Discord bridge end to end (real discord.js, emulator, fake kiro-cli in
     expect(embed.title).toContain('1/10');
     expect(embed.description).toContain(`<#${threadId}>`);
     expect(embed.description).toContain(`pid ${pid}`);
+    // The pid is the agent's own, and the embed says what it runs under (AGENT_SANDBOX=auto).
+    const sandbox = embed.fields?.find((f) => f.name === 'Sandbox')?.value;
+    if (findBwrap()) {
+      expect(innermostPid(pid)).toBe(2);
+      expect(sandbox).toContain('bwrap');
+    } else expect(sandbox).toContain('off');
   });
 
   it('/cancel interrupts the turn and /reset ends the session', async () => {

@@ -3,7 +3,8 @@ import type { EndReason } from '../src/endReasons.js';
 import { silentLogger } from '../src/log/logger.js';
 import { type MonitorConfig, ResourceMonitor } from '../src/monitor/ResourceMonitor.js';
 import { PoolHarness, threadId } from './helpers/harness.js';
-import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
+import { reportedHostPids } from './helpers/namespace.js';
+import { alive, expectAllGone, killAll, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 let h: PoolHarness | undefined;
@@ -50,7 +51,14 @@ describe('ResourceMonitor with real agents', () => {
     const s = await h.pool.acquire(threadId());
     await s.ready;
     const reply = await s.prompt('fake:hold-child 300');
-    const tree: Pid[] = [...h.tree(s), ...identify([Number(reply.text.split(' ').pop())])];
+    const own = h.tree(s);
+    // The child's pid as the agent sees it (its namespace's, when sandboxed), mapped to the host pid.
+    const child = reportedHostPids(
+      [Number(reply.text.split(' ').pop())],
+      own.map((p) => p.pid),
+    );
+    expect(child).toHaveLength(1);
+    const tree: Pid[] = [...own, ...child];
     monitor.start();
     const t0 = Date.now();
     const end = await endOf(s.id, t0);

@@ -31,7 +31,9 @@ afterEach(async () => {
 
 describe('a session whose root start time is unknown', () => {
   it('still kills every marked process of its tree, setsid escapers included', async () => {
-    h = new PoolHarness({ killGraceMs: 300 });
+    // Unsandboxed: in a sandbox the agent's start time is read while it is being located, which retries until
+    // the read succeeds, so only the plain spawn can be left without one.
+    h = new PoolHarness({ killGraceMs: 300 }, { spawnWrapper: undefined, sandboxStatus: undefined });
     probe.hideNext = true;
     const s = await h.pool.acquire(threadId());
     await s.ready;
