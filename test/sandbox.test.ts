@@ -14,6 +14,7 @@ import { BwrapSandbox } from '../src/process/sandbox/BwrapSandbox.js';
 import { innermostPid } from '../src/process/sandbox/locateAgent.js';
 import { findBwrap, probeSandbox } from '../src/process/sandbox/probeSandbox.js';
 import { resolveSandbox } from '../src/process/sandbox/resolveSandbox.js';
+import { spawnAgent } from '../src/process/spawnAgent.js';
 import { commOf, namespaceMembers } from './helpers/namespace.js';
 import { alive, expectAllGone, killAll, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
@@ -405,4 +406,49 @@ describe.skipIf(noBwrap)('the filesystem view', () => {
     expect(out).toContain(`GONE ${join(bot, 'data', 'tw.db')}`);
     expect(out).toContain('DONE');
   });
+});
+
+describe.skipIf(noBwrap)('spawnAgent with the sandbox', () => {
+  it.each(['pty', 'pipes'] as const)(
+    'reports the agent’s own pid, and its death by a signal as that signal (%s)',
+    async (mode) => {
+      const root = tempDir('tw-spawn-');
+      const cwd = join(root, 'workspaces', '100000000000000043');
+      mkdirSync(cwd, { recursive: true });
+      const sandbox = new BwrapSandbox({
+        bwrap: BWRAP!,
+        workspaceRoot: join(root, 'workspaces'),
+        hidden: [root],
+      });
+      const proc = spawnAgent(
+        {
+          file: '/bin/sh',
+          args: ['-c', 'echo ready; read line; kill -TERM $$'],
+          cwd,
+          env: { PATH: '/usr/bin:/bin', [MARKER_VAR]: `tw1:0:0:test:${randomUUID()}` },
+          mode,
+        },
+        sandbox,
+      );
+      started.push({ pid: proc.pid, startTime: proc.startTime! }, ...(proc.sandbox?.infra ?? []));
+      expect(proc.sandbox?.name).toBe('bwrap');
+      expect(proc.sandbox?.infra).toHaveLength(2);
+      expect(innermostPid(proc.pid)).toBe(2);
+      let out = '';
+      proc.onData((d) => {
+        out += d;
+      });
+      const exit = new Promise<{ exitCode: number; signal: number | undefined }>((r) => proc.onExit(r));
+      await waitFor(() => out.includes('ready'), 'the agent to start');
+      // Found as soon as bwrap forked it; the same pid and start time once it has exec'd the agent.
+      expect(commOf(proc.pid)).toBe('sh');
+      expect(readProc(proc.pid)?.startTime).toBe(proc.startTime);
+      proc.write('go\n');
+      expect(await exit).toEqual({ exitCode: 0, signal: 15 });
+      await expectAllGone(
+        [...(proc.sandbox?.infra ?? []), { pid: proc.pid, startTime: proc.startTime! }],
+        1000,
+      );
+    },
+  );
 });

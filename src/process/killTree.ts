@@ -117,10 +117,9 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
     const othersGone = () =>
       live().every((k) => `${k.pid}:${k.startTime}` === lastKey || spared.has(`${k.pid}:${k.startTime}`));
     await waitGone(graceMs, new Set([lastKey!, ...spared]));
-    if (othersGone() && isAlive(last.pid, last.startTime)) {
-      send(last.pid, 'SIGTERM');
-      await waitGone(Math.max(0, graceMs - (performance.now() - t0)));
-    }
+    if (othersGone() && isAlive(last.pid, last.startTime)) send(last.pid, 'SIGTERM');
+    // The rest of the grace for everything, bwrap included: it leaves just after the agent's first process.
+    await waitGone(Math.max(0, graceMs - (performance.now() - t0)));
   } else {
     await waitGone(graceMs);
   }
