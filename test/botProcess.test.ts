@@ -1,4 +1,3 @@
-import { COMMANDS } from '../src/discord/commands.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +5,7 @@ import { join } from 'node:path';
 import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import type { APIUser } from 'discord-api-types/v10';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { COMMANDS } from '../src/discord/commands.js';
 import { silentLogger } from '../src/log/logger.js';
 import { fakeKiroPath } from '../src/paths.js';
 import { parseMarker } from '../src/process/marker.js';
@@ -55,6 +55,7 @@ function startBot(env: Record<string, string> = {}): { proc: ChildProcess; outpu
       DATABASE_PATH: join(dir, 'tw.db'),
       KILL_GRACE_MS: '500',
       HTTP_PORT: '0',
+      ...(process.env.AGENT_SANDBOX !== undefined && { AGENT_SANDBOX: process.env.AGENT_SANDBOX }),
       LOG_LEVEL: 'info',
       // Exact-content asserts: no usage footer under replies (as in BotHarness).
       USAGE_FOOTER: 'false',
