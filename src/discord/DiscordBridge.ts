@@ -89,6 +89,21 @@ function inCodeBlock(text: string, max = 1200): string {
   return `\`\`\`\n${body.replaceAll('```', 'ʼʼʼ')}\n\`\`\``;
 }
 
+/** A queued message whose session ended for these reasons goes to the thread's next session (never for an ended thread or a shutdown). */
+const RESEND_AFTER: ReadonlySet<string> = new Set<EndReason>([
+  'crashed',
+  'cpu_limit',
+  'memory_limit',
+  'stuck',
+  'evicted',
+  'idle_ttl',
+  'reset',
+]);
+
+/** Told when a queued message could not be delivered to any session. */
+const UNDELIVERED_TEXT = (reason: string) =>
+  `⚠️ This message was still waiting for the agent when its session ended (\`${reason}\`); it was not sent. Please send it again.`;
+
 /**
  * Bridges Discord threads to agent sessions: routing and access, streaming replies, status reactions, permission
  * buttons, slash commands, and teardown on archive and delete (also for threads the client never cached).
@@ -354,6 +369,7 @@ export class DiscordBridge {
     seq: number,
     files: readonly IncomingAttachment[],
     queued: () => void,
+    resent = false,
   ): Promise<void> {
     const sink = this.sink(thread.id);
     const marks = this.sink(message.channelId);
@@ -408,6 +424,7 @@ export class DiscordBridge {
     };
     session.on('activity', onActivity);
     session.on('tool', onTool);
+    let resend = false;
     try {
       const input = { text, ...(intake.saved.length > 0 && { attachments: intake.saved }) };
       const pending = session.prompt(input, {
@@ -421,19 +438,37 @@ export class DiscordBridge {
       await view.finish(result);
       await marks.react(message.id, REACTIONS.done);
     } catch (err) {
-      if (err instanceof SessionClosedError || err instanceof SpawnFailedError) {
+      if (
+        err instanceof SessionClosedError &&
+        !err.delivered &&
+        !resent &&
+        RESEND_AFTER.has(err.reason) &&
+        !this.closedSince(thread.id, seq)
+      ) {
+        // Still queued when its session ended (crash, limit, eviction): it never reached the agent, so it goes to
+        // the thread's next session instead of being dropped. Once: a second loss is told, not retried.
+        resend = true;
+      } else if (err instanceof SessionClosedError || err instanceof SpawnFailedError) {
         // The session's end is announced once by sessionEnded(); here just mark the message.
+        if (err instanceof SessionClosedError && !err.delivered && myTurn === undefined)
+          await sink.send(UNDELIVERED_TEXT(err.reason));
         await view.abort(`(session ended: ${err instanceof SpawnFailedError ? 'spawn_failed' : err.reason})`);
       } else {
         this.log.error({ err, threadId: thread.id }, 'turn failed');
         await sink.send('⚠️ Something went wrong while handling this message; it was not sent to the agent.');
       }
-      await marks.react(message.id, REACTIONS.error);
+      if (!resend) await marks.react(message.id, REACTIONS.error);
     } finally {
       session.off('activity', onActivity);
       session.off('tool', onTool);
-      await marks.unreact(message.id, REACTIONS.received);
-      if (myTurn !== undefined) await marks.unreact(message.id, REACTIONS.working);
+      if (!resend) {
+        await marks.unreact(message.id, REACTIONS.received);
+        if (myTurn !== undefined) await marks.unreact(message.id, REACTIONS.working);
+      }
+    }
+    if (resend) {
+      this.log.info({ threadId: thread.id }, 're-sending a queued message to the thread’s next session');
+      await this.prepareAndRunTurn(thread, message, text, seq, files, () => {}, true);
     }
   }
 
