@@ -251,7 +251,7 @@ try {
   const botHas = inImage(
     image,
     'for p in /app/test /app/packages /app/node_modules/@threadwarden; do [ -e $p ] && echo $p; done; ' +
-      'command -v python3 gcc make; command -v bwrap tini; id -un',
+      'for c in python3 gcc g++ make bwrap tini; do command -v $c; done; id -un',
   ).stdout.split('\n');
   check(
     !botHas.some((l) => /\/app\/(test|packages|node_modules\/@threadwarden)|python3|gcc|make/.test(l)),
@@ -492,6 +492,35 @@ try {
     'true',
   ]);
   log(`  bwrap probe in the container as the bot's user: exit ${probe.status} ${probe.stderr}`);
+  // What a container needs for bwrap: user namespaces pass podman's default seccomp profile; mounting a fresh /proc
+  // is refused while podman masks paths under /proc (a locked mount), so try again with them unmasked.
+  const unmasked = podman([
+    'run',
+    '--rm',
+    '--network=host',
+    '--runtime=runc',
+    '--security-opt',
+    'unmask=/proc/*',
+    '--entrypoint',
+    'bwrap',
+    image,
+    '--unshare-all',
+    '--die-with-parent',
+    '--ro-bind',
+    '/',
+    '/',
+    '--dev',
+    '/dev',
+    '--proc',
+    '/proc',
+    'true',
+  ]);
+  log(
+    `  the same probe with --security-opt unmask=/proc/*: exit ${unmasked.status} ${unmasked.stderr
+      .split('\n')
+      .filter((l) => !l.includes('level='))
+      .join(' ')}`,
+  );
   if (sandboxInfo === undefined) {
     log('  /health has no sandbox field: this build of the bot has no sandbox yet');
   } else {
@@ -516,6 +545,10 @@ try {
     'podman stop: the bot exits 0 before the grace period',
     `${stopMs} ms, exit ${exitCodeBot}`,
   );
+  if (stop.status !== 0 || exitCodeBot !== '0') {
+    const logs = podman(['logs', '--tail', '25', bot1]);
+    log(`  last log lines of the stopped bot:\n${logs.stdout}\n${logs.stderr}`);
+  }
   const afterStop = podman([
     'run',
     '--rm',
@@ -590,17 +623,23 @@ try {
   check(stop3.status === 0, 'the restarted bot stops cleanly');
 
   section('compose file');
-  const compose = spawnSync('podman-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], {
-    encoding: 'utf8',
-    cwd: root,
-    env: { ...env, PODMAN_COMPOSE_PROVIDER: '' },
-  });
+  // podman-compose 1.0.3 (Debian 12) has no `config`; its --dry-run parses the file, resolves ${VAR:-default}
+  // and prints the podman commands it would run, which is the same check.
+  const compose = spawnSync(
+    'podman-compose',
+    ['-f', join(root, 'docker-compose.yml'), '--dry-run', 'up', '--no-build'],
+    {
+      encoding: 'utf8',
+      cwd: root,
+      env: { ...env, PODMAN_COMPOSE_PROVIDER: '' },
+    },
+  );
   if (compose.error) log(`  podman-compose not runnable here: ${compose.error.message}`);
   else {
-    const memLimit = /mem_limit: *(\S+)/.exec(compose.stdout)?.[1];
+    const memLimit = / -m (\S+)| --memory[= ](\S+)/.exec(compose.stdout)?.slice(1).find(Boolean);
     check(
       compose.status === 0 && memLimit !== undefined,
-      'podman-compose config reads the compose file',
+      'podman-compose reads the compose file (--dry-run up)',
       `mem_limit ${memLimit}; exit ${compose.status} ${compose.stderr.trim().split('\n').at(-1) ?? ''}`,
     );
   }
