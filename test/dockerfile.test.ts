@@ -18,7 +18,9 @@ describe('Dockerfile and docker-compose.yml', () => {
 
   it('runs as a non-root user under tini, with a health check through the CLI', () => {
     expect(dockerfile).toMatch(/^USER threadwarden$/m);
-    expect(dockerfile).toMatch(/ENTRYPOINT \["\/usr\/bin\/tini", "--", "node", "dist\/src\/cli.js"\]\nCMD \["start"\]/);
+    expect(dockerfile).toMatch(
+      /ENTRYPOINT \["\/usr\/bin\/tini", "--", "node", "dist\/src\/cli.js"\]\nCMD \["start"\]/,
+    );
     expect(dockerfile).toMatch(/HEALTHCHECK .*\n\s+CMD \["node", "dist\/src\/cli.js", "status"\]/);
     expect(existsSync(join(root, 'dist/src/cli.js'))).toBe(true);
   });
