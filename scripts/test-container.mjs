@@ -565,10 +565,11 @@ try {
     'podman stop: the bot exits 0 before the grace period',
     `${stopMs} ms, exit ${exitCodeBot}`,
   );
-  if (stop.status !== 0 || exitCodeBot !== '0') {
+  const showLogs = () => {
     const logs = podman(['logs', '--tail', '25', bot1]);
     log(`  last log lines of the stopped bot:\n${logs.stdout}\n${logs.stderr}`);
-  }
+  };
+  if (stop.status !== 0 || exitCodeBot !== '0') showLogs();
   const afterStop = podman([
     'run',
     '--rm',
@@ -585,7 +586,7 @@ try {
     liveRows.length === 2 && liveRows.every((r) => r.endReason === 'shutdown'),
     'every live session row is "shutdown"',
     liveRows.map((r) => `${r.threadId}:${r.endReason}`).join(' '),
-  );
+  ) || showLogs();
 
   // SIGKILL: podman kill, then a restart on the same volume keeps the history and closes what was left.
   section('podman kill (SIGKILL), then a restart on the same volume');
