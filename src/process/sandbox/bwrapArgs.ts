@@ -13,8 +13,9 @@ export interface BwrapCommand {
 
 /**
  * Namespaces and process rules every sandbox gets. A PID namespace (the bot and other agents have no /proc entry and
- * no pid to signal; when the namespace's init dies the kernel kills every process in it), IPC and UTS namespaces,
- * a cgroup namespace where the kernel has one; the network is shared (kiro needs it). --die-with-parent: a dead bot
+ * no pid to signal; when the namespace's init dies the kernel kills every process in it) and an IPC namespace (no
+ * System V shared memory between agents); no UTS or cgroup namespace, which hide nothing secret and cost spawn time.
+ * The network is shared (kiro needs it). --die-with-parent: a dead bot
  * takes its sandboxes with it. --cap-drop ALL: a bot running as root must not hand root's capabilities to the agent
  * (bwrap keeps them for a privileged caller), and no_new_privs (bwrap always sets it) stops setuid binaries from
  * giving them back.
@@ -25,8 +26,6 @@ const NAMESPACE_ARGS = [
   '--unshare-user-try',
   '--unshare-pid',
   '--unshare-ipc',
-  '--unshare-uts',
-  '--unshare-cgroup-try',
   '--die-with-parent',
   '--cap-drop',
   'ALL',
