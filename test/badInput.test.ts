@@ -112,6 +112,8 @@ describe('invalid configuration of every variable', () => {
     ALLOWED_ROLE_IDS: '12,34',
     ALLOWED_CHANNEL_IDS: '#general',
     ALLOW_ALL_USERS: 'sure',
+    AGENT_PROTOCOL: 'pty',
+    ACP_LOAD_TIMEOUT_MS: '5',
     KIRO_ARGS: "chat 'unclosed",
     TRUST_ALL_TOOLS: 'always',
     AGENT_ENV_PASSTHROUGH: 'A B',

@@ -51,6 +51,7 @@ function startBot(env: Record<string, string> = {}): { proc: ChildProcess; outpu
       DISCORD_GUILD_ID: emu.guildId,
       ALLOWED_USER_IDS: alice.id,
       KIRO_CLI_PATH: fakeKiroPath(),
+      AGENT_PROTOCOL: 'classic',
       WORKSPACE_ROOT: join(dir, 'ws'),
       DATABASE_PATH: join(dir, 'tw.db'),
       KILL_GRACE_MS: '500',

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config/Config.js';
+import { DEFAULT_KIRO_ARGS, parseConfig } from '../src/config/Config.js';
 import { splitArgs } from '../src/config/splitArgs.js';
 import { ConfigError } from '../src/errors.js';
 
@@ -22,7 +22,9 @@ describe('config', () => {
     expect(c).toMatchObject({
       discordApiBase: 'https://discord.com/api',
       kiroCliPath: 'kiro-cli',
-      kiroArgs: ['chat', '--legacy-ui'],
+      agentProtocol: 'acp',
+      kiroArgs: ['acp'],
+      acpLoadTimeoutMs: 15_000,
       trustAllTools: false,
       workspaceRoot: './data/workspaces',
       databasePath: './data/threadwarden.db',
@@ -144,5 +146,21 @@ describe('bad configuration at start-up', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('HISTORY_RETENTION_DAYS="-1"');
     expect(r.stderr).toContain('expected a whole number from 1 to 36500');
+  });
+});
+
+describe('AGENT_PROTOCOL', () => {
+  it('defaults KIRO_ARGS per protocol, and an explicit KIRO_ARGS wins', () => {
+    expect(parseConfig(base).kiroArgs).toEqual([DEFAULT_KIRO_ARGS.acp]);
+    expect(parseConfig({ ...base, AGENT_PROTOCOL: 'classic' }).kiroArgs).toEqual(['chat', '--legacy-ui']);
+    expect(
+      parseConfig({ ...base, AGENT_PROTOCOL: 'acp', KIRO_ARGS: 'acp --agent-engine v2' }).kiroArgs,
+    ).toEqual(['acp', '--agent-engine', 'v2']);
+  });
+
+  it('refuses an unknown protocol naming the variable, the value and the choices', () => {
+    expect(() => parseConfig({ ...base, AGENT_PROTOCOL: 'pty' })).toThrow(
+      /AGENT_PROTOCOL="pty": expected acp .*or classic/,
+    );
   });
 });

@@ -1,5 +1,5 @@
-import type { APIThreadChannel } from 'discord-api-types/v10';
 import { Events } from 'discord.js';
+import type { APIThreadChannel } from 'discord-api-types/v10';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MessageStep } from '../src/discord/DiscordBridge.js';
 import { BotHarness } from './helpers/botHarness.js';

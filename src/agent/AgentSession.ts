@@ -4,7 +4,7 @@ import type { EndReason } from '../endReasons.js';
 import { SessionClosedError, SpawnFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type KillResult, killTree } from '../process/killTree.js';
-import type { ProcessTable } from '../process/ProcessTable.js';
+import { type ProcessTable, treeMembers } from '../process/ProcessTable.js';
 import type { AgentSandbox } from '../process/sandbox/AgentSandbox.js';
 import { type AgentProcess, type SpawnWrapper, spawnAgent } from '../process/spawnAgent.js';
 import { resolveExecutable } from './resolveExecutable.js';
@@ -48,8 +48,8 @@ export interface AgentSessionEvents {
   usage: [TurnUsage & { turnId: number }];
   /** After an attempt to continue the thread's earlier conversation (ACP session/load or its fallback). */
   resumed: [ResumeOutcome];
-  /** Models or modes changed. */
-  choices: [];
+  /** The agent accepted a model or mode switch (a user's choice, or the thread's choice re-applied). */
+  choices: [{ kind: 'model' | 'mode'; id: string }];
   /** A cancel was sent for the running turn. */
   cancel: [{ turnId: number }];
   closed: [CloseResult];
@@ -132,6 +132,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
   private disposables: { dispose(): void }[] = [];
+  private file: string | undefined;
+  /** Tree members seen while the root was alive: the kill still claims them after the root died (a crash). */
+  private members: { pid: number; startTime: number }[] = [];
+  private respawns = 0;
   /** Last agent output or user input, ms (the idle clock). */
   lastActivityAt: number;
   /** Last agent output, ms. */
@@ -226,7 +230,16 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       void this.close('spawn_failed');
       return this;
     }
+    this.file = file;
+    this.spawnProcess();
+    return this;
+  }
+
+  /** Spawns the agent process and hands it to the transport; false (and closing) when the spawn failed. */
+  private spawnProcess(): boolean {
+    const o = this.opts;
     const t = this.transport;
+    const file = this.file!;
     try {
       mkdirSync(this.cwd, { recursive: true });
       t.prepare?.(this.cwd);
@@ -246,7 +259,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       this.fatalMessage = `The agent could not be started: ${(err as Error).message}`;
       this.log.error({ err }, 'spawn failed');
       void this.close('spawn_failed');
-      return this;
+      return false;
     }
     const proc = this.proc;
     this.log.info({ pid: proc.pid, command: this.command, mode: proc.mode }, 'agent spawned');
@@ -256,7 +269,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       command: this.command,
       isolation: proc.sandbox?.name ?? 'off',
     });
-    this.disposables.push(proc.onExit(({ exitCode, signal }) => this.onExit(exitCode, signal)));
+    this.disposables.push(proc.onExit(({ exitCode, signal }) => this.onExit(proc, exitCode, signal)));
+    clearTimeout(this.spawnTimer);
     this.spawnTimer = setTimeout(() => {
       if (this._state !== 'starting') return;
       this.fatalMessage = t.timeoutMessage(o.spawnTimeoutMs);
@@ -264,7 +278,33 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     }, o.spawnTimeoutMs);
     this.spawnTimer.unref();
     t.attach(proc, this.sink());
-    return this;
+    return true;
+  }
+
+  /** Replaces the process before ready (ACP: a load that hung or exited): the old tree is killed first. */
+  private async respawn(): Promise<void> {
+    if (this.closing || this._state !== 'starting' || this.respawns >= 1) {
+      if (!this.closing) void this.close('spawn_failed');
+      return;
+    }
+    this.respawns++;
+    const old = this.proc;
+    for (const d of this.disposables) d.dispose();
+    this.disposables = [];
+    if (old) {
+      this.log.info({ pid: old.pid }, 'replacing the agent process before ready');
+      await killTree(
+        {
+          pid: old.startTime !== undefined ? old.pid : 0,
+          startTime: old.startTime ?? -1,
+          marker: this.marker,
+        },
+        { graceMs: this.opts.killGraceMs, table: this.opts.table },
+      );
+    }
+    if (this.closing) return;
+    this.exitInfo = undefined;
+    this.spawnProcess();
   }
 
   /** Queues a message as a turn; resolves with the reply when the agent ends the turn. */
@@ -370,6 +410,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         {
           graceMs: o.killGraceMs,
           table: o.table,
+          known: this.members,
           // In a sandbox: bwrap only gets SIGKILL, and the agent's first process its SIGTERM last (its exit ends
           // the namespace, which would cut short the grace of what it started).
           ...(this.proc.sandbox && {
@@ -463,7 +504,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         this.current.usage = { ...this.current.usage, ...usage };
         this.emit('usage', { ...usage, turnId: this.current.turnId });
       },
-      choices: () => this.emit('choices'),
+      choices: (change) => this.emit('choices', change),
+      respawn: () => void this.respawn(),
       failed: (message) => {
         if (this.closing) return;
         this.fatalMessage = message;
@@ -479,6 +521,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const ms = this.now() - this.startedAt;
     this.log.debug({ ms }, 'agent ready');
     if (info.resumed) this.emit('resumed', info.resumed);
+    this.snapshotMembers();
     this.emit('ready', { ms });
     this.setState('idle');
     this.resolveReady();
@@ -511,13 +554,35 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       tools: end.tools,
       ...(usage !== undefined && { usage }),
     };
+    this.snapshotMembers();
     this.setState('idle');
     this.emit('turnEnd', result);
     turn.resolve(result);
     this.startNextTurn();
   }
 
-  private onExit(exitCode: number, signal: number | undefined): void {
+  /** Remembers the tree while its root is alive and verified (one /proc pass; at ready and after each turn). */
+  private snapshotMembers(): void {
+    const proc = this.proc;
+    if (!proc || proc.startTime === undefined) return;
+    const t = this.opts.table;
+    const members = treeMembers(t.scan(t.timestamp()), {
+      pid: proc.pid,
+      startTime: proc.startTime,
+      marker: this.marker,
+    });
+    // Only a scan that still saw the root alive proves the others are ours.
+    if (!members.some((m) => m.pid === proc.pid && m.startTime === proc.startTime)) return;
+    this.members = members.slice(0, 10_000).map((m) => ({ pid: m.pid, startTime: m.startTime }));
+  }
+
+  private onExit(proc: AgentProcess, exitCode: number, signal: number | undefined): void {
+    if (proc !== this.proc) return;
+    if (!this.closing && this._state === 'starting' && this.transport.exitedBeforeReady?.(exitCode)) {
+      this.log.info({ exitCode, signal }, 'agent exited while resuming; starting a fresh one');
+      void this.respawn();
+      return;
+    }
     this.exitInfo = { exitCode, signal };
     for (const w of this.exitWaiters) w();
     this.exitWaiters = [];

@@ -53,10 +53,15 @@ export interface TransportSink {
   permissionResolved(requestId: string, optionId: string | 'cancelled'): void;
   tool(info: ToolCallInfo): void;
   usage(usage: TurnUsage): void;
-  /** Models or modes changed (a set_model/set_mode answer or an agent notification). */
-  choices(): void;
+  /** The agent accepted a model or mode switch. */
+  choices(change: { kind: 'model' | 'mode'; id: string }): void;
   /** The agent broke the protocol beyond recovery: end the session (`crashed`) telling the user this. */
   failed(message: string): void;
+  /**
+   * Before ready only: kill this process's tree and attach a fresh process (ACP: a session/load that hung). The
+   * spawn timeout starts again for the new process.
+   */
+  respawn(): void;
 }
 
 /** The conversation with one agent process; one implementation per protocol. */
@@ -90,6 +95,8 @@ export interface Transport {
   recentOutput(): string;
   /** Resolves when output already received has been processed (so an exit report sees the last words). */
   drain(): Promise<void>;
+  /** After an exit before ready: true when the transport wants a fresh process instead of failing (ACP load). */
+  exitedBeforeReady?(exitCode: number): boolean;
   /** After an exit before ready: why, judged from the output, if the transport can tell. */
   diagnoseExit(exitCode: number): string | undefined;
   /** Message for a start that took longer than the spawn timeout. */

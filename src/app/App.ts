@@ -1,4 +1,5 @@
 import type { ClientOptions } from 'discord.js';
+import type { AcpResume } from '../agent/acp/AcpTransport.js';
 import type { Config } from '../config/Config.js';
 import { DiscordBridge, type DiscordBridgeOptions } from '../discord/DiscordBridge.js';
 import { HttpServer } from '../http/HttpServer.js';
@@ -13,6 +14,17 @@ import { type ResolvedSandbox, resolveSandbox } from '../process/sandbox/resolve
 import { SessionRecorder } from '../store/SessionRecorder.js';
 import { Store } from '../store/Store.js';
 import { InstanceLock } from './InstanceLock.js';
+
+/** The thread's earlier ACP session and its users' choices; a session of another workspace is not loaded. */
+function resumeOf(store: Store, threadId: string, cwd: string): AcpResume | undefined {
+  const row = store.threadAgent(threadId);
+  if (!row) return undefined;
+  return {
+    agentSessionId: row.cwd === cwd ? (row.agentSessionId ?? '') : '',
+    modelId: row.modelId ?? undefined,
+    modeId: row.modeId ?? undefined,
+  };
+}
 
 export interface AppOptions {
   readonly config: Config;
@@ -70,6 +82,7 @@ export class App {
       config: options.config,
       logger: options.logger,
       table,
+      resumeOf: (threadId, cwd) => resumeOf(store, threadId, cwd),
       ...(options.env !== undefined && { env: options.env }),
       ...(options.instanceId !== undefined && { instanceId: options.instanceId }),
       spawnWrapper: sandbox.sandbox,
@@ -84,6 +97,12 @@ export class App {
     });
     const usage = (threadId: string) => this.monitor.usage(threadId);
     this.metrics = new Metrics(this.pool, usage);
+    // Once per turn (the turn's merged metadata), so a usage split over two frames is never counted twice.
+    this.pool.on('sessionCreated', (s) =>
+      s.on('turnEnd', (r) => {
+        if (r.usage) this.metrics.recordUsage(s.threadId, r.usage);
+      }),
+    );
     this.bridge = new DiscordBridge({
       config: options.config,
       pool: this.pool,

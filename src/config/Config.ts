@@ -54,7 +54,14 @@ const schema = z.object({
   ALLOWED_CHANNEL_IDS: snowflakeList.default([]),
   ALLOW_ALL_USERS: boolean.default(false),
   KIRO_CLI_PATH: z.string().min(1, 'a path or command name').default('kiro-cli'),
-  KIRO_ARGS: z.string().default('chat --legacy-ui'),
+  AGENT_PROTOCOL: z
+    .enum(['acp', 'classic'], {
+      message: 'acp (Agent Client Protocol, the default) or classic (the line UI in a pty)',
+    })
+    .default('acp'),
+  // No default here: it depends on AGENT_PROTOCOL (see DEFAULT_KIRO_ARGS).
+  KIRO_ARGS: z.string().optional(),
+  ACP_LOAD_TIMEOUT_MS: int(100, 600_000).default(15_000),
   TRUST_ALL_TOOLS: boolean.default(false),
   AGENT_ENV_PASSTHROUGH: envName.default([]),
   AGENT_SANDBOX: z.enum(['auto', 'on', 'off'], { message: 'auto, on or off' }).default('auto'),
@@ -85,6 +92,9 @@ const schema = z.object({
 
 type Parsed = z.infer<typeof schema>;
 
+/** KIRO_ARGS when unset, per protocol (CONTRACT.md). */
+export const DEFAULT_KIRO_ARGS = { acp: 'acp', classic: 'chat --legacy-ui' } as const;
+
 /** The validated, frozen configuration of one bot instance. Durations in milliseconds, memory in MB. */
 export interface Config {
   readonly discordToken: string;
@@ -95,7 +105,10 @@ export interface Config {
   readonly allowedChannelIds: readonly string[];
   readonly allowAllUsers: boolean;
   readonly kiroCliPath: string;
+  readonly agentProtocol: 'acp' | 'classic';
   readonly kiroArgs: readonly string[];
+  /** How long session/load may take before a thread's new session starts afresh, ms. */
+  readonly acpLoadTimeoutMs: number;
   readonly trustAllTools: boolean;
   readonly agentEnvPassthrough: readonly string[];
   /** auto: sandbox each agent when bwrap works here, else run unsandboxed with a warning; on: refuse to start without one. */
@@ -152,7 +165,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
   const c = result.data;
   let kiroArgs: string[];
   try {
-    kiroArgs = splitArgs(c.KIRO_ARGS);
+    kiroArgs = splitArgs(c.KIRO_ARGS ?? DEFAULT_KIRO_ARGS[c.AGENT_PROTOCOL]);
   } catch (err) {
     throw new ConfigError([{ variable: 'KIRO_ARGS', value: c.KIRO_ARGS, expected: (err as Error).message }]);
   }
@@ -189,7 +202,9 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     allowedChannelIds: Object.freeze(c.ALLOWED_CHANNEL_IDS),
     allowAllUsers: c.ALLOW_ALL_USERS,
     kiroCliPath: c.KIRO_CLI_PATH,
+    agentProtocol: c.AGENT_PROTOCOL,
     kiroArgs: Object.freeze(kiroArgs),
+    acpLoadTimeoutMs: c.ACP_LOAD_TIMEOUT_MS,
     trustAllTools: c.TRUST_ALL_TOOLS,
     agentEnvPassthrough: Object.freeze(c.AGENT_ENV_PASSTHROUGH),
     agentSandbox: c.AGENT_SANDBOX,

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { type AgentProfile, kiroClassicProfile } from '../agent/AgentProfile.js';
 import { AgentSession, type CloseResult } from '../agent/AgentSession.js';
+import { type AcpResume, AcpTransport } from '../agent/acp/AcpTransport.js';
 import { buildAgentEnv } from '../agent/agentEnv.js';
 import { ClassicTransport } from '../agent/classic/ClassicTransport.js';
 import type { Transport } from '../agent/Transport.js';
@@ -32,7 +33,9 @@ export type PoolConfig = Pick<
   | 'agentEnvPassthrough'
   | 'spawnTimeoutMs'
   | 'turnQuietMs'
->;
+> &
+  /** Absent: classic (hand-built configs predate ACP); Config always sets them. */
+  Partial<Pick<Config, 'agentProtocol' | 'acpLoadTimeoutMs'>>;
 
 export interface SessionPoolOptions {
   readonly config: PoolConfig;
@@ -43,6 +46,8 @@ export interface SessionPoolOptions {
   readonly spawnWrapper?: SpawnWrapper | AgentSandbox | undefined;
   /** What agents run under, for /health and /pool-status; default: no sandbox. */
   readonly sandboxStatus?: SandboxStatus | undefined;
+  /** ACP: what the thread's earlier session left to resume (read from the store by the app); default none. */
+  readonly resumeOf?: (threadId: string, cwd: string) => AcpResume | undefined;
   readonly table?: ProcessTable;
   /** Identifies this bot instance in markers and rows; default a fresh UUID. */
   readonly instanceId?: string;
@@ -89,6 +94,7 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   private readonly cfg: PoolConfig;
   private readonly log: Logger;
   private readonly spawnWrapper: SpawnWrapper | AgentSandbox | undefined;
+  private readonly resumeOf: ((threadId: string, cwd: string) => AcpResume | undefined) | undefined;
   private readonly profile: AgentProfile;
   private readonly env: Readonly<Record<string, string | undefined>>;
   private readonly now: () => number;
@@ -118,6 +124,7 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
     this.log = options.logger;
     this.spawnWrapper = options.spawnWrapper;
     this.sandbox = options.sandboxStatus ?? { mode: 'off', mechanism: 'off' };
+    this.resumeOf = options.resumeOf;
     this.profile = options.profile ?? kiroClassicProfile;
     this.table = options.table ?? new ProcessTable();
     this.instanceId = options.instanceId ?? randomUUID();
@@ -341,7 +348,7 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
       args: this.cfg.kiroArgs,
       cwd,
       env: buildAgentEnv(this.env, this.cfg.agentEnvPassthrough, marker),
-      transport: this.transport(cwd),
+      transport: this.transport(threadId, cwd),
       table: this.table,
       logger: this.log,
       killGraceMs: this.cfg.killGraceMs,
@@ -386,7 +393,18 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   }
 
   /** The conversation of a new session, for the configured protocol. */
-  private transport(cwd: string): Transport {
+  private transport(threadId: string, cwd: string): Transport {
+    if (this.cfg.agentProtocol === 'acp') {
+      return new AcpTransport({
+        cwd,
+        trustAllTools: this.cfg.trustAllTools,
+        resume: this.resumeOf?.(threadId, cwd),
+        loadTimeoutMs: this.cfg.acpLoadTimeoutMs ?? 15_000,
+        ...(this.sessionExtras.maxTurnChars !== undefined && {
+          maxTurnChars: this.sessionExtras.maxTurnChars,
+        }),
+      });
+    }
     return new ClassicTransport({
       profile: this.profile,
       turnQuietMs: this.cfg.turnQuietMs,

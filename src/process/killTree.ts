@@ -28,6 +28,11 @@ export interface KillTreeOptions {
    */
   readonly spareOnTerm?: readonly { readonly pid: number; readonly startTime: number }[];
   /**
+   * Members verified earlier, while the root was alive (by pid and start time): still claimed, with their
+   * descendants, after the root died (an agent that crashed leaves MCP servers whose only tie was its session id).
+   */
+  readonly known?: readonly { readonly pid: number; readonly startTime: number }[];
+  /**
    * A process that gets its SIGTERM only once the rest of the tree has gone within the grace: a
    * sandboxed agent's first process. Its exit ends the PID namespace, SIGKILLing whatever still runs, so kiro's
    * wrapper (which dies on SIGTERM without forwarding it) must not die before kiro-cli-chat has shut down cleanly.
@@ -62,6 +67,7 @@ export async function killTree(target: TreeTarget, options: KillTreeOptions): Pr
   const isAlive = options.isAlive ?? isAliveInProc;
   const started = performance.now();
   const known = new Map<number, Known>();
+  for (const k of options.known ?? []) known.set(k.pid, { pid: k.pid, startTime: k.startTime });
   let forced = false;
 
   const spared = new Set((options.spareOnTerm ?? []).map((p) => `${p.pid}:${p.startTime}`));

@@ -1,4 +1,5 @@
-import { spawn as spawnChild } from 'node:child_process';
+import { type StdioOptions, spawn as spawnChild } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import * as pty from 'node-pty';
@@ -128,14 +129,63 @@ function spawnPty(spec: SpawnSpec): AgentProcess {
   };
 }
 
+/** How long after the agent's exit its pipes may stay open (held by a descendant) before the exit is reported, ms. */
+const EXIT_DRAIN_MS = 250;
+
+/** O_CLOEXEC as /proc/<pid>/fdinfo prints it (octal flags). */
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Descriptors above 2 that this process holds without close-on-exec (inherited from whoever started the bot):
+ * libuv passes those to every child. Node's own descriptors are all close-on-exec.
+ */
+export function inheritableFds(): number[] {
+  const out: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc/self/fd');
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    const fd = Number(name);
+    if (!(fd > 2)) continue;
+    try {
+      const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (flags !== undefined && (Number.parseInt(flags, 8) & O_CLOEXEC) === 0) out.push(fd);
+    } catch {
+      // closed meanwhile (the readdir's own descriptor among them)
+    }
+  }
+  return out;
+}
+
 function spawnPipes(spec: SpawnSpec): AgentProcess {
-  const child = spawnChild(spec.file, [...spec.args], {
-    cwd: spec.cwd,
-    env: { ...spec.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    // setsid(): the agent leads its own session and group, like a pty child, and gets no controlling terminal.
-    detached: true,
-  });
+  // node-pty closes every inherited descriptor in its child; libuv does not. Those the bot holds without
+  // close-on-exec are replaced by /dev/null in the agent, so it never gets a descriptor of the bot.
+  const stdio: StdioOptions = ['pipe', 'pipe', 'pipe'];
+  const leaks = inheritableFds();
+  let devNull: number | undefined;
+  if (leaks.length > 0) {
+    devNull = openSync('/dev/null', 'r');
+    const max = Math.max(...leaks);
+    for (let fd = 3; fd <= max; fd++) stdio.push(leaks.includes(fd) ? devNull : 'ignore');
+  }
+  let child: ReturnType<typeof spawnChild>;
+  try {
+    child = spawnChild(spec.file, [...spec.args], {
+      cwd: spec.cwd,
+      env: { ...spec.env },
+      stdio,
+      // setsid(): the agent leads its own session and group, like a pty child, and gets no controlling terminal.
+      detached: true,
+    });
+  } finally {
+    if (devNull !== undefined) closeSync(devNull);
+  }
+  const stdin = child.stdin!;
+  const stdout = child.stdout!;
+  const stderr = child.stderr!;
   let exit: { exitCode: number; signal: number | undefined } | undefined;
   const exitListeners = new Set<(e: { exitCode: number; signal: number | undefined }) => void>();
   const fireExit = (e: { exitCode: number; signal: number | undefined }) => {
@@ -144,18 +194,25 @@ function spawnPipes(spec: SpawnSpec): AgentProcess {
     for (const l of exitListeners) l(e);
     exitListeners.clear();
   };
-  // 'close' (not 'exit'): all output has been read by then, so no stdout line is lost after the exit event.
-  child.once('close', (code, signal) =>
-    fireExit({ exitCode: code ?? 0, signal: signal ? constants.signals[signal] : undefined }),
-  );
+  // Report the exit once its output has been read ('close'), but a descendant that inherited stdout keeps the
+  // pipe open past the agent's death: then report it shortly after 'exit' anyway.
+  child.once('exit', (code, signal) => {
+    const e = { exitCode: code ?? 0, signal: signal ? constants.signals[signal] : undefined };
+    const timer = setTimeout(() => fireExit(e), EXIT_DRAIN_MS);
+    timer.unref();
+    child.once('close', () => {
+      clearTimeout(timer);
+      fireExit(e);
+    });
+  });
   // ENOENT/EACCES from exec leave no pid (thrown below); any later error is followed by 'close'.
   child.on('error', () => {});
   // A write after the agent died raises EPIPE on the stream; that is an exit, reported by 'close', not a crash.
-  child.stdin.on('error', () => {});
-  child.stdout.on('error', () => {});
-  child.stderr.on('error', () => {});
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
+  stdin.on('error', () => {});
+  stdout.on('error', () => {});
+  stderr.on('error', () => {});
+  stdout.setEncoding('utf8');
+  stderr.setEncoding('utf8');
   if (child.pid === undefined) throw new Error(`could not spawn ${spec.file}`);
   const pid = child.pid;
   const startTime = readProc(pid)?.startTime;
@@ -169,10 +226,10 @@ function spawnPipes(spec: SpawnSpec): AgentProcess {
     startTime,
     spec,
     write: (data) => {
-      if (!child.stdin.destroyed && child.stdin.writable) child.stdin.write(data);
+      if (!stdin.destroyed && stdin.writable) stdin.write(data);
     },
-    onData: (listener) => on(child.stdout, listener),
-    onStderr: (listener) => on(child.stderr, listener),
+    onData: (listener) => on(stdout, listener),
+    onStderr: (listener) => on(stderr, listener),
     onExit: (listener) => {
       if (exit) {
         const e = exit;
@@ -182,12 +239,12 @@ function spawnPipes(spec: SpawnSpec): AgentProcess {
       exitListeners.add(listener);
       return { dispose: () => exitListeners.delete(listener) };
     },
-    pause: () => child.stdout.pause(),
-    resume: () => child.stdout.resume(),
-    stdin: child.stdin,
-    stdout: child.stdout,
+    pause: () => stdout.pause(),
+    resume: () => stdout.resume(),
+    stdin,
+    stdout,
     endInput: () => {
-      if (!child.stdin.destroyed) child.stdin.end();
+      if (!stdin.destroyed) stdin.end();
     },
   };
 }

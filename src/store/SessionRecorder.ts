@@ -57,7 +57,15 @@ export class SessionRecorder {
         isolation,
       ),
     );
-    s.on('ready', ({ ms }) => store.markReady(s.id, s.startedAt + ms, { ms }));
+    s.on('ready', ({ ms }) => {
+      store.markReady(s.id, s.startedAt + ms, { ms });
+      const agentSessionId = s.agentSessionId;
+      if (agentSessionId) store.recordAgentSession(s.id, s.threadId, agentSessionId, s.cwd, s.protocol);
+    });
+    s.on('choices', ({ kind, id }) => {
+      store.recordThreadChoice(s.threadId, s.cwd, kind === 'model' ? { modelId: id } : { modeId: id });
+      store.recordEvent(s.id, 'choice', { kind, id });
+    });
     s.on('turnStart', ({ turnId, text }) => {
       store.countTurn(s.id);
       store.recordEvent(s.id, 'turn_start', { turnId, chars: text.length });

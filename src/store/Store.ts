@@ -5,6 +5,7 @@ import type { EndReason } from '../endReasons.js';
 import type { Logger } from '../log/logger.js';
 import { packageRoot } from '../paths.js';
 import { migrate } from './migrate.js';
+import { type ThreadAgentRow, threadAgentStatements } from './threadAgent.js';
 import { type UsageSums, usageOfThreads } from './usageQueries.js';
 
 export interface NewSession {
@@ -172,6 +173,7 @@ export class Store {
             teardown_ms = @teardownMs, last_output = @lastOutput WHERE id = @id AND ended_at IS NULL`),
           event: db.prepare('INSERT INTO events (session_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
           probe: db.prepare('INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)'),
+          ...threadAgentStatements(db),
         };
     this.retentionMs = options.retentionMs ?? 90 * DAY_MS;
     this.now = options.now ?? Date.now;
@@ -392,6 +394,38 @@ export class Store {
   }
 
   /** Recorded usage (credits, context) per session and per thread, for the given threads. */
+  /** Remembers the thread's ACP session id (and cwd) for the next session's session/load; also on the session row. */
+  recordAgentSession(
+    sessionId: string,
+    threadId: string,
+    agentSessionId: string,
+    cwd: string,
+    protocol: string,
+  ): void {
+    const s = this.s;
+    const at = Date.now();
+    this.write(() =>
+      this.db.transaction(() => {
+        s.setSession.run({ threadId, agentSessionId, cwd, at });
+        s.sessionAgent.run(agentSessionId, protocol, sessionId);
+      })(),
+    );
+  }
+
+  /** Remembers the model or mode a thread's users chose (undefined leaves the other as it was). */
+  recordThreadChoice(threadId: string, cwd: string, choice: { modelId?: string; modeId?: string }): void {
+    const s = this.s;
+    const at = Date.now();
+    this.write(() =>
+      s.setChoice.run({ threadId, cwd, modelId: choice.modelId ?? null, modeId: choice.modeId ?? null, at }),
+    );
+  }
+
+  /** What the thread's next session needs to continue (undefined for a thread never seen). */
+  threadAgent(threadId: string): ThreadAgentRow | undefined {
+    return this.s.get.get(threadId) as ThreadAgentRow | undefined;
+  }
+
   usageOfThreads(threadIds: readonly string[]): UsageSums {
     this.flush(); // reads see every queued write
     return usageOfThreads(this.db, threadIds);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiscordEmulator } from '@threadwarden/discord-emulator';
@@ -32,6 +32,13 @@ export class BotHarness {
     this.emu = emu;
   }
 
+  /** $HOME of the agents. */
+  home(): string {
+    const home = join(this.dir, 'home');
+    mkdirSync(home, { recursive: true });
+    return home;
+  }
+
   static async start(
     envOrFn: Record<string, string> | ((emu: DiscordEmulator) => Record<string, string>) = {},
     emuOptions: ConstructorParameters<typeof DiscordEmulator>[0] = {},
@@ -52,6 +59,8 @@ export class BotHarness {
       ALLOWED_USER_IDS: h.alice.id,
       ALLOWED_ROLE_IDS: h.roleId,
       KIRO_CLI_PATH: fakeKiroPath(),
+      // Suites that are not parametrized over protocols yet keep the classic fake; pass AGENT_PROTOCOL to choose.
+      AGENT_PROTOCOL: 'classic',
       WORKSPACE_ROOT: join(h.dir, 'workspaces'),
       DATABASE_PATH: join(h.dir, 'tw.db'),
       KILL_GRACE_MS: '500',
@@ -68,7 +77,8 @@ export class BotHarness {
       // The bot's reply streams read the emulator's clock, so a test can age messages by hand.
       ...(emuOptions.clock !== undefined && { discordClock: emuOptions.clock }),
       ...appOptions,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'test-token', ...env },
+      // The ACP fake keeps kiro's session files under $HOME/.kiro: the test's own home, never the user's.
+      env: { PATH: process.env.PATH, HOME: h.home(), DISCORD_TOKEN: 'test-token', ...env },
     });
     return h;
   }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentSession } from '../../src/agent/AgentSession.js';
@@ -53,6 +53,8 @@ export class PoolHarness {
   readonly root = mkdtempSync(join(tmpdir(), 'tw-pool-'));
   readonly store = new Store(join(this.root, 'tw.db'), { logger: silentLogger() });
   readonly table = new ProcessTable();
+  /** $HOME of the agents (the ACP fake's session store lives under it). */
+  readonly home = join(this.root, 'home');
   readonly pool: SessionPool;
   readonly recorder: SessionRecorder;
   /** Every pid the tests saw in a tree, for the final check that nothing survives. */
@@ -60,13 +62,25 @@ export class PoolHarness {
 
   constructor(overrides: Partial<PoolConfig> = {}, options: Partial<SessionPoolOptions> = {}) {
     const config = poolConfig(this.root, overrides);
+    mkdirSync(this.home, { recursive: true });
     this.pool = new SessionPool({
       config,
       logger: silentLogger(),
       table: this.table,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, DISCORD_TOKEN: 'secret-token-value' },
+      // The fake keeps kiro's session files under $HOME/.kiro: a home of the test's own, never the user's.
+      env: { PATH: process.env.PATH, HOME: this.home, DISCORD_TOKEN: 'secret-token-value' },
       // Like the bot (AGENT_SANDBOX=auto): every agent in a bwrap sandbox where bwrap is installed.
       ...testSandbox(config.workspaceRoot, this.root),
+      // Like App: the thread's earlier ACP session and choices come from the store.
+      resumeOf: (threadId, cwd) => {
+        const row = this.store.threadAgent(threadId);
+        if (!row) return undefined;
+        return {
+          agentSessionId: row.cwd === cwd ? (row.agentSessionId ?? '') : '',
+          modelId: row.modelId ?? undefined,
+          modeId: row.modeId ?? undefined,
+        };
+      },
       ...options,
     });
     this.recorder = new SessionRecorder({ pool: this.pool, store: this.store });
