@@ -9,7 +9,7 @@ import { silentLogger } from '../src/log/logger.js';
 import type { PoolConfig, SessionPoolOptions } from '../src/pool/SessionPool.js';
 import { SessionPool } from '../src/pool/SessionPool.js';
 import { SessionRecorder } from '../src/store/SessionRecorder.js';
-import { PoolHarness, poolConfig, threadId } from './helpers/harness.js';
+import { PoolHarness, poolConfig, testSandbox, threadId } from './helpers/harness.js';
 import { alive, expectAllGone, identify, killAll } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -297,6 +297,8 @@ describe('ACP resume: the thread’s next session loads the earlier conversation
       logger: silentLogger(),
       table: h.table,
       env: { PATH: process.env.PATH, HOME: h.home },
+      // The same sandbox as the first pool: kiro's session files must be where the first agent wrote them.
+      ...testSandbox(join(h.root, 'workspaces'), h.root),
       resumeOf: (t) => {
         const row = h!.store.threadAgent(t);
         return row
