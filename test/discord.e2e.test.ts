@@ -224,7 +224,6 @@ describe.each(['classic', 'acp'] as const)(
       h = await startBot();
       const threadId = await h.mention(h.alice, 'start');
       await h.botMessages(threadId, 0);
-      const t0 = Date.now();
       h.emu.userSays(threadId, h.alice, 'fake:permission');
       const prompt = await waitFor(
         () =>
