@@ -7,9 +7,10 @@ import { isDemoInstance } from '../src/demo/demoInstance.js';
 import { silentLogger } from '../src/log/logger.js';
 import { reapOrphans } from '../src/pool/Reaper.js';
 import { ProcessTable } from '../src/process/ProcessTable.js';
-import { readMarker } from '../src/process/procfs.js';
+import { readMarker, scanProcesses } from '../src/process/procfs.js';
 import { Store } from '../src/store/Store.js';
 import { alive, expectAllGone, identify, killAll, type Pid } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
 
 const CLI = join(import.meta.dirname, '../dist/src/cli.js');
 let dir: string;
@@ -97,6 +98,45 @@ describe('a scoped start-up reaper', () => {
     }
     await killAll([foreignOrphan]);
     await expectAllGone([foreignOrphan], 2000);
+  });
+
+  it("never touches a process of another pid namespace (a container's agents): its marker's pids are not ours", async () => {
+    // bwrap --unshare-pid: the sleeper runs in a new pid namespace, as an agent in a container does, and carries a
+    // marker whose owner is dead from here. The table sees it through our /proc, the marker only in this table.
+    const child = spawn(
+      'bwrap',
+      [
+        '--unshare-pid',
+        '--die-with-parent',
+        '--dev-bind',
+        '/',
+        '/',
+        process.execPath,
+        '-e',
+        'setInterval(() => {}, 1e9)',
+      ],
+      { stdio: 'ignore' },
+    );
+    const outer = identify([child.pid!]);
+    started.push(...outer);
+    const inner = await waitFor(() => {
+      // bwrap → bwrap (pid 1 of the new namespace) → node.
+      const procs = scanProcesses();
+      const nsInit = procs.filter((p) => p.ppid === child.pid).map((p) => p.pid);
+      return identify(procs.filter((p) => nsInit.includes(p.ppid) && p.comm === 'node').map((p) => p.pid))[0];
+    }, 'the sleeper inside the new pid namespace');
+    started.push(inner);
+    const marker = deadOwnerMarker('container-instance', 's-ns');
+    const table = new ProcessTable({ readMarker: (pid) => (pid === inner.pid ? marker : readMarker(pid)) });
+    const result = await reapOrphans({ table, logger: silentLogger(), graceMs: 300 });
+    console.log(
+      'reap across namespaces:',
+      JSON.stringify(result.sessions.map((s) => [s.instanceId, s.pids])),
+    );
+    expect(result.sessions.filter((s) => s.instanceId === 'container-instance')).toEqual([]);
+    expect(alive([inner])).toEqual([inner]);
+    await killAll([...outer, inner]);
+    await expectAllGone([...outer, inner], 2000);
   });
 
   it('`threadwarden demo` ends what an earlier, killed demo run left behind and exits 0', async () => {

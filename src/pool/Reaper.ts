@@ -1,3 +1,4 @@
+import { readlinkSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import { type KillResult, killTree } from '../process/killTree.js';
 import { type Marker, parseMarker } from '../process/marker.js';
@@ -54,9 +55,17 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
     return m !== undefined && owns(m);
   };
 
+  // A marker names its owner by pid in the owner's pid namespace: a bot in a container is pid 6 there, and some
+  // other process (or none) here. Processes of another pid namespace are that namespace's bot's business.
+  const ownNamespace = pidNamespace('self');
+  const foreign = (pid: number) => {
+    const ns = pidNamespace(String(pid));
+    return ns !== undefined && ownNamespace !== undefined && ns !== ownNamespace;
+  };
   const orphans = new Map<string, number[]>();
   for (const p of table.scan(table.timestamp())) {
-    if (!p.marker || p.state === 'Z' || !inScope(p.marker) || ownerAlive(p.marker)) continue;
+    if (!p.marker || p.state === 'Z' || !inScope(p.marker) || foreign(p.pid) || ownerAlive(p.marker))
+      continue;
     orphans.set(p.marker, [...(orphans.get(p.marker) ?? []), p.pid]);
   }
   const openRows = store
@@ -102,4 +111,13 @@ export async function reapOrphans(options: ReapOptions): Promise<ReapResult> {
       logger.warn({ rowsClosed }, 'closed sessions left open by an earlier instance as bot_restart');
   }
   return { sessions, rowsClosed, durationMs: performance.now() - started };
+}
+
+/** The pid namespace of /proc/<which> (`self` or a pid), or undefined when it cannot be read. */
+function pidNamespace(which: string): string | undefined {
+  try {
+    return readlinkSync(`/proc/${which}/ns/pid`);
+  } catch {
+    return undefined;
+  }
 }
