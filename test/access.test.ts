@@ -63,15 +63,18 @@ describe('Access rules (unit)', () => {
 
 /**
  * The matrix end to end: alice (allowed by id), bob (allowed by role), mallory (neither), in the allowed channel
- * and in another one, for every action.
+ * and in another one, for every action, over each agent protocol.
  */
-describe('access matrix end to end', () => {
+describe.each(['classic', 'acp'] as const)('access matrix end to end over %s', (protocol) => {
   let h: BotHarness;
   let otherChannel: string;
   let aliceThread: string;
 
   beforeAll(async () => {
-    h = await BotHarness.start((emu) => ({ ALLOWED_CHANNEL_IDS: emu.defaultChannelId }));
+    h = await BotHarness.start((emu) => ({
+      ALLOWED_CHANNEL_IDS: emu.defaultChannelId,
+      AGENT_PROTOCOL: protocol,
+    }));
     otherChannel = h.emu.createTextChannel('elsewhere');
     aliceThread = await h.mention(h.alice, 'alice starts');
     await h.botMessages(aliceThread, 0);
