@@ -97,12 +97,6 @@ export class App {
     });
     const usage = (threadId: string) => this.monitor.usage(threadId);
     this.metrics = new Metrics(this.pool, usage);
-    // Once per turn (the turn's merged metadata), so a usage split over two frames is never counted twice.
-    this.pool.on('sessionCreated', (s) =>
-      s.on('turnEnd', (r) => {
-        if (r.usage) this.metrics.recordUsage(s.threadId, r.usage);
-      }),
-    );
     this.bridge = new DiscordBridge({
       config: options.config,
       pool: this.pool,
