@@ -7,6 +7,9 @@ import { BotHarness } from './helpers/botHarness.js';
 import { PoolHarness } from './helpers/harness.js';
 import { alive, killAll } from './helpers/processes.js';
 
+type Protocol = 'classic' | 'acp';
+const PROTOCOLS = ['classic', 'acp'] as const;
+
 let h: BotHarness | undefined;
 let p: PoolHarness | undefined;
 afterEach(async () => {
@@ -25,14 +28,15 @@ afterEach(async () => {
 });
 
 /**
- * What the fake reports for the Discord message `fake:sha <text>`: the bot trims the message, the session strips
- * control characters and trailing newlines, and the agent digests what follows `fake:sha`.
+ * What the fake reports for the Discord message `fake:sha <text>`: the bot trims the message, the transport strips
+ * control characters, and the agent digests what follows `fake:sha`. The classic transport also drops trailing
+ * newlines (it types the text as one paste) and the classic UI deletes zero-width characters (U+200D of emoji
+ * sequences too) before the model sees them; over ACP the text block carries every other character unchanged.
  */
-function digestOf(message: string): string {
-  // The classic UI also deletes zero-width characters (U+200D of emoji sequences too) before the model sees them.
-  const sent = sanitizeInput(message.trim())
-    .replace(/\n+$/, '')
-    .replace(/\u200B|\u200C|\u200D|\u2060|\uFEFF/g, '');
+function digestOf(message: string, protocol: Protocol): string {
+  let sent = sanitizeInput(message.trim());
+  if (protocol === 'classic')
+    sent = sent.replace(/\n+$/, '').replace(/\u200B|\u200C|\u200D|\u2060|\uFEFF/g, '');
   const body = sent.slice('fake:sha'.length);
   return `sha256 ${createHash('sha256').update(body, 'utf8').digest('hex')} chars ${body.length}`;
 }
@@ -48,18 +52,18 @@ const NASTY: [string, string][] = [
   ['emoji', '👩‍💻🏳️‍🌈 🇫🇷 ❤️‍🔥'],
 ];
 
-describe('bad input through Discord reaches the agent as text only', () => {
+describe.each(PROTOCOLS)('bad input through Discord reaches the agent over %s as text only', (protocol) => {
   it.each(NASTY)(
     '%s',
     async (_name, text) => {
-      h = await BotHarness.start();
+      h = await BotHarness.start({ AGENT_PROTOCOL: protocol });
       const threadId = await h.mention(h.alice, 'start');
       await h.botMessages(threadId, 0);
       const message = `fake:sha ${text}`;
       h.emu.userSays(threadId, h.alice, message);
       const reply = await h.reply(threadId, (c) => c.startsWith('sha256 '), 30_000);
       // The agent got exactly the sanitised bytes, in one turn, and is still at its prompt (nothing acted as a key).
-      expect(reply.content).toBe(digestOf(message));
+      expect(reply.content).toBe(digestOf(message, protocol));
       const session = h.app.pool.get(threadId)!;
       expect(session.state).toBe('idle');
       h.emu.userSays(threadId, h.alice, 'still alive?');
@@ -70,9 +74,9 @@ describe('bad input through Discord reaches the agent as text only', () => {
   );
 });
 
-describe('agent output that could break Discord', () => {
+describe.each(PROTOCOLS)('agent output over %s that could break Discord', (protocol) => {
   it('fences, mentions and 2000-character lines render safely and ping nobody', async () => {
-    h = await BotHarness.start();
+    h = await BotHarness.start({ AGENT_PROTOCOL: protocol });
     const threadId = await h.mention(h.alice, 'start');
     await h.botMessages(threadId, 0);
     h.emu.userSays(threadId, h.alice, 'fake:mentions');
