@@ -51,6 +51,7 @@ export function makePool(
   overrides: Partial<PoolConfig> = {},
   table = new ProcessTable(),
   sandboxed = false,
+  env: Readonly<Record<string, string | undefined>> = AGENT_ENV,
 ): BenchPool {
   const root = tempDir('pool');
   const bwrap = sandboxed ? findBwrap() : undefined;
@@ -72,7 +73,7 @@ export function makePool(
     },
     logger: silentLogger(),
     table,
-    env: AGENT_ENV,
+    env,
     ...(bwrap && {
       spawnWrapper: new BwrapSandbox({ bwrap, workspaceRoot: join(root, 'ws'), hidden: [root] }),
       sandboxStatus: { mode: 'on' as const, mechanism: 'bwrap' as const },

@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +13,7 @@ import { packageRoot } from '../src/paths.js';
 import { reapOrphans } from '../src/pool/Reaper.js';
 import { isAlive, MARKER_VAR, readProc } from '../src/process/procfs.js';
 import { Store } from '../src/store/Store.js';
+import { acpFirstReply, acpStreaming } from './acp.js';
 import {
   AGENT_ENV,
   bareSpawn,
@@ -632,6 +633,73 @@ async function sandbox(m: number, n: number): Promise<void> {
   );
 }
 
+// ---- 6. ACP: first reply against a bare SDK client, and 200 streaming sessions ------------------------------------
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+
+async function acpFirst(m: number): Promise<void> {
+  const loadBefore = load();
+  const r = await acpFirstReply(m);
+  results['acp-first-reply'] = { ...r, loadAvgBefore: loadBefore, loadAvgAfter: load() };
+  row(
+    'acp-first-reply',
+    `prompt to first streamed text chunk, p50 / p99 (ms), ${m} turns each, interleaved`,
+    `${f1(r.bot.p50)} / ${f1(r.bot.p99)} (x${r.ratioP50.toFixed(2)}, ${r.addedP50Ms >= 0 ? '+' : ''}${f1(r.addedP50Ms)} ms p50)`,
+    `${f1(r.bare.p50)} / ${f1(r.bare.p99)} bare SDK client`,
+    'x<=1.10 or +<=5 ms p50',
+    r.ratioP50 <= 1.1 || r.addedP50Ms <= 5,
+  );
+}
+
+async function acpStream(sessions: number, chunks: number): Promise<void> {
+  const loadBefore = load();
+  const r = await acpStreaming(sessions, chunks);
+  results['acp-streaming'] = { ...r, loadAvgBefore: loadBefore, loadAvgAfter: load() };
+  const sc = `acp-streaming-${sessions}`;
+  row(
+    sc,
+    `${sessions} ACP sessions x ${r.chunksPerTurn} chunks ${r.chunkMs} ms apart: event-loop lag p99 (ms), prompt to last turn end`,
+    `${f1(r.lagP99Ms)} (max ${f1(r.lagMaxMs)}; last chunk to last turn end ${f1(r.lastChunkToLastTurnEndMs)} ms)`,
+    '-',
+    '< 20',
+    r.lagP99Ms < 20,
+  );
+  row(
+    sc,
+    'event-loop lag p99 (ms) while chunks stream only (to the last chunk event)',
+    `${f1(r.streamLagP99Ms)} (max ${f1(r.streamLagMaxMs)})`,
+    '-',
+    '< 20',
+    r.streamLagP99Ms < 20,
+  );
+  row(
+    sc,
+    'CPU over the window: bot (% of one core) / whole box (% of all cores; the fakes share them)',
+    `${f1(r.botCpuPercent)} / ${f1(r.boxBusyPercent)}`,
+    '-',
+    '-',
+    null,
+  );
+  row(
+    sc,
+    'bot RSS per session beyond idle (MB)',
+    r.rssPerSessionMb.toFixed(2),
+    '-',
+    '< 1',
+    r.rssPerSessionMb < 1,
+  );
+  row(
+    sc,
+    'chunks delivered (in order) / produced (chunk events)',
+    `${r.chunksDelivered} / ${r.chunksProduced} (${r.chunkEvents})`,
+    '-',
+    'equal',
+    r.chunksDelivered === r.chunksProduced,
+  );
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const n = quick ? 70 : 1000;
@@ -641,6 +709,8 @@ async function main(): Promise<void> {
   if (runs('scale')) await scale(quick ? 50 : 200);
   if (runs('churn')) await churn(n);
   if (runs('sandbox')) await sandbox(quick ? 10 : 30, n);
+  if (runs('acp-first-reply')) await acpFirst(quick ? 20 : 200);
+  if (runs('acp-streaming-200')) await acpStream(quick ? 50 : 200, 100);
   const seconds = (performance.now() - t0) / 1000;
   const machine = {
     cores: cpus().length,
@@ -653,6 +723,7 @@ async function main(): Promise<void> {
     mode: `${quick ? 'quick' : 'full'}${only ? ` (${only} only)` : ''}`,
     seconds,
     machine,
+    loadAvgAtEnd: load(),
     results,
     rows,
   };
@@ -665,7 +736,7 @@ async function main(): Promise<void> {
     rows
       .map((r) => `| ${r.scenario} | ${r.figure} | ${r.value} | ${r.baseline} | ${r.target} | ${r.verdict} |`)
       .join('\n');
-  const md = `Run ${doc.date} (${doc.mode}, ${seconds.toFixed(0)} s) on ${machine.cores} cores, ${machine.memoryGb.toFixed(0)} GiB, Node ${machine.node}.\n\n${table}\n`;
+  const md = `Run ${doc.date} (${doc.mode}, ${seconds.toFixed(0)} s) on ${machine.cores} cores, ${machine.memoryGb.toFixed(0)} GiB, Node ${machine.node}; load average at the end ${doc.loadAvgAtEnd}.\n\n${table}\n`;
   const base = only ? `latest-${only}${quick ? '-quick' : ''}` : quick ? 'latest-quick' : 'latest';
   writeFileSync(join(dir, `${base}.json`), `${JSON.stringify(doc, null, 2)}\n`);
   writeFileSync(join(dir, `${base}.md`), md);

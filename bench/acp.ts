@@ -1,0 +1,277 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Readable, Writable } from 'node:stream';
+import { type Client, ClientSideConnection, ndJsonStream } from '@agentclientprotocol/sdk';
+import type { AgentSession } from '../src/agent/AgentSession.js';
+import { fakeKiroPath } from '../src/paths.js';
+import { MARKER_VAR } from '../src/process/procfs.js';
+import { AGENT_ENV, makePool, percentile, rssMb, settleGc, sweepMarked, tempDir, threadId } from './lib.js';
+
+/** The ACP fake's environment for both sides: no MCP servers (start-up only, not the measured path), quiet stderr. */
+export const ACP_ENV = { ...AGENT_ENV, KIRO_FAKE_ACP_MCP: '0', KIRO_FAKE_ACP_QUIET: '1' };
+
+/** A bare ACP client, as a bridge without threadwarden would write it: the SDK straight on a spawned fake. */
+export interface BareAcp {
+  readonly child: ChildProcess;
+  /** Sends `text` and resolves with the ms from the call to the first agent_message_chunk text. */
+  firstChunk(text: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function bareAcp(cwd: string, env: Record<string, string | undefined>): Promise<BareAcp> {
+  mkdirSync(cwd, { recursive: true });
+  const child = spawn(fakeKiroPath(), ['acp'], {
+    cwd,
+    env: Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>,
+    stdio: ['pipe', 'pipe', process.env.TW_BENCH_STDERR ? 'inherit' : 'ignore'],
+  });
+  let onChunk: (() => void) | undefined;
+  const client: Client = {
+    requestPermission: async () => ({ outcome: { outcome: 'cancelled' } }),
+    sessionUpdate: async (n) => {
+      const u = n.update as { sessionUpdate: string; content?: { type?: string; text?: string } };
+      if (u.sessionUpdate === 'agent_message_chunk' && u.content?.type === 'text' && u.content.text) {
+        const f = onChunk;
+        onChunk = undefined;
+        f?.();
+      }
+    },
+  };
+  const conn = new ClientSideConnection(
+    () => client,
+    ndJsonStream(
+      Writable.toWeb(child.stdin!) as WritableStream<Uint8Array>,
+      Readable.toWeb(child.stdout!) as ReadableStream<Uint8Array>,
+    ),
+  );
+  await conn.initialize({ protocolVersion: 1, clientCapabilities: {} });
+  const { sessionId } = await conn.newSession({ cwd, mcpServers: [] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    child,
+    firstChunk: async (text) => {
+      const t0 = performance.now();
+      let ms = Number.NaN;
+      onChunk = () => {
+        ms = performance.now() - t0;
+      };
+      await conn.prompt({ sessionId, prompt: [{ type: 'text', text }] });
+      onChunk = undefined;
+      if (Number.isNaN(ms)) throw new Error('bare turn ended without a text chunk');
+      return ms;
+    },
+    close: async () => {
+      child.stdin?.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** From `prompt()` to the session's first 'activity' carrying reply text; resolves when the turn has ended too. */
+export async function botFirstChunk(s: AgentSession, text: string): Promise<number> {
+  const t0 = performance.now();
+  let ms = Number.NaN;
+  const onActivity = () => {
+    if (Number.isNaN(ms) && s.partial() !== '') {
+      ms = performance.now() - t0;
+      s.off('activity', onActivity);
+    }
+  };
+  s.on('activity', onActivity);
+  const turn = s.prompt(text);
+  await turn;
+  s.off('activity', onActivity);
+  if (Number.isNaN(ms)) throw new Error('bot turn ended without a text chunk');
+  return ms;
+}
+
+export interface FirstReply {
+  samples: number;
+  chunkMs: number;
+  bot: { p50: number; p99: number };
+  bare: { p50: number; p99: number };
+  ratioP50: number;
+  addedP50Ms: number;
+}
+
+/** Bot (pool + AgentSession over ACP) against the bare SDK client on the same fake, turns interleaved. */
+export async function acpFirstReply(m: number): Promise<FirstReply> {
+  const chunkMs = 5;
+  const env = { ...ACP_ENV, KIRO_FAKE_ACP_CHUNK_MS: String(chunkMs) };
+  const bp = makePool(
+    { agentProtocol: 'acp', kiroArgs: ['acp'], acpLoadTimeoutMs: 15_000 },
+    undefined,
+    false,
+    env,
+  );
+  const dir = tempDir('acp-bare');
+  // The bot's agents get TERM and a marker too (agentEnv.ts): the bare agent gets the same, so the sweep finds it.
+  const tag = `bench-acp-bare-${process.pid}-${Date.now()}`;
+  const bare = await bareAcp(join(dir, 'ws'), { ...env, TERM: 'xterm-256color', [MARKER_VAR]: tag });
+  const s = await bp.pool.acquire(threadId());
+  await s.ready;
+  const bot: number[] = [];
+  const raw: number[] = [];
+  try {
+    // Warm both paths (JIT, first frames) before counting.
+    for (let i = 0; i < 5; i++) {
+      await botFirstChunk(s, `warm ${i} with a reply of a few chunks`);
+      await bare.firstChunk(`warm ${i} with a reply of a few chunks`);
+    }
+    for (let i = 0; i < m; i++) {
+      const text = `turn ${i}: reply with a few chunks of text please`;
+      // Alternate which side goes first, so drift and load hit both alike.
+      if (i % 2 === 0) {
+        bot.push(await botFirstChunk(s, text));
+        raw.push(await bare.firstChunk(text));
+      } else {
+        raw.push(await bare.firstChunk(text));
+        bot.push(await botFirstChunk(s, text));
+      }
+    }
+  } finally {
+    await bare.close();
+    await sweepMarked(tag);
+    await bp.pool.closeAll('shutdown');
+    await sweepMarked(bp.pool.instanceId);
+    bp.store.close();
+    rmSync(bp.root, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const b50 = percentile(bot, 50);
+  const r50 = percentile(raw, 50);
+  return {
+    samples: m,
+    chunkMs,
+    bot: { p50: b50, p99: percentile(bot, 99) },
+    bare: { p50: r50, p99: percentile(raw, 99) },
+    ratioP50: b50 / r50,
+    addedP50Ms: b50 - r50,
+  };
+}
+
+export interface Streaming {
+  sessions: number;
+  chunksPerTurn: number;
+  chunkMs: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+  /** The bot's CPU over the window, % of one core. */
+  botCpuPercent: number;
+  /** The whole machine's CPU busy over the window (/proc/stat), % of all cores: the fakes share the 2 cores. */
+  boxBusyPercent: number;
+  /** Only while chunks arrive (to the last chunk event), without the turn ends. */
+  streamLagP99Ms: number;
+  streamLagMaxMs: number;
+  /** From the last chunk's arrival to the last turn's end (every turnEnd's own work). */
+  lastChunkToLastTurnEndMs: number;
+  rssIdleMb: number;
+  rssPeakMb: number;
+  rssPerSessionMb: number;
+  chunksProduced: number;
+  chunksDelivered: number;
+  chunkEvents: number;
+  streamSeconds: number;
+}
+
+/** S ACP sessions stream `fake:stream N` at once; lag, RSS beyond idle per session, chunks counted. */
+export async function acpStreaming(sessions: number, chunks: number): Promise<Streaming> {
+  const chunkMs = 20;
+  const env = { ...ACP_ENV, KIRO_FAKE_ACP_CHUNK_MS: String(chunkMs) };
+  const bp = makePool(
+    { agentProtocol: 'acp', kiroArgs: ['acp'], acpLoadTimeoutMs: 60_000, maxSessions: sessions + 10 },
+    undefined,
+    false,
+    env,
+  );
+  try {
+    await settleGc();
+    const idleRss = rssMb();
+    const all: AgentSession[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < sessions) {
+          next++;
+          const s = await bp.pool.acquire(threadId());
+          await s.ready;
+          all.push(s);
+        }
+      }),
+    );
+    // Two windows: while chunks stream (until the last chunk event), and the whole run to the last turn's end.
+    const produced = sessions * chunks;
+    const streamLag = monitorEventLoopDelay({ resolution: 10 });
+    let lastChunkAt = Number.NaN;
+    let chunkEvents = 0;
+    for (const s of all)
+      s.on('activity', () => {
+        if (++chunkEvents === produced) {
+          streamLag.disable();
+          lastChunkAt = performance.now();
+        }
+      });
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    let peakRss = rssMb();
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, rssMb());
+    }, 100);
+    lag.enable();
+    streamLag.enable();
+    const cpu0 = process.cpuUsage();
+    const box0 = boxCpu();
+    const t0 = performance.now();
+    const turns = await Promise.all(all.map((s) => s.prompt(`fake:stream ${chunks}`)));
+    const tEnd = performance.now();
+    const cpu = process.cpuUsage(cpu0);
+    const box1 = boxCpu();
+    const streamSeconds = (tEnd - t0) / 1000;
+    lag.disable();
+    streamLag.disable();
+    clearInterval(sampler);
+    peakRss = Math.max(peakRss, rssMb());
+    // Delivered: each session's reply holds chunk 000000..N-1 exactly once, in order.
+    let delivered = 0;
+    for (const t of turns) {
+      const got = t.text.split('\n').filter((l) => /^chunk \d{6}$/.test(l));
+      got.forEach((l, i) => {
+        if (l === `chunk ${String(i).padStart(6, '0')}`) delivered++;
+      });
+    }
+    return {
+      sessions,
+      chunksPerTurn: chunks,
+      chunkMs,
+      lagP99Ms: lag.percentile(99) / 1e6,
+      lagMaxMs: lag.max / 1e6,
+      botCpuPercent: ((cpu.user + cpu.system) / 1000 / (tEnd - t0)) * 100,
+      boxBusyPercent: ((box1.busy - box0.busy) / (box1.total - box0.total)) * 100,
+      streamLagP99Ms: streamLag.percentile(99) / 1e6,
+      streamLagMaxMs: streamLag.max / 1e6,
+      lastChunkToLastTurnEndMs: tEnd - lastChunkAt,
+      rssIdleMb: idleRss,
+      rssPeakMb: peakRss,
+      rssPerSessionMb: (peakRss - idleRss) / sessions,
+      chunksProduced: sessions * chunks,
+      chunksDelivered: delivered,
+      chunkEvents,
+      streamSeconds,
+    };
+  } finally {
+    await bp.pool.closeAll('shutdown');
+    await sweepMarked(bp.pool.instanceId);
+    bp.store.close();
+    rmSync(bp.root, { recursive: true, force: true });
+  }
+}
+
+/** Jiffies of the whole machine from /proc/stat: busy (all but idle and iowait) and total. */
+function boxCpu(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
+}
