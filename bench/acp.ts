@@ -172,6 +172,9 @@ export interface Streaming {
   rssIdleMb: number;
   rssPeakMb: number;
   rssPerSessionMb: number;
+  /** One fresh ProcessTable scan with every session live, p50 of 5, and the processes it saw. */
+  procScanP50Ms: number;
+  procScanProcesses: number;
   chunksProduced: number;
   chunksDelivered: number;
   chunkEvents: number;
@@ -208,6 +211,7 @@ export async function acpStreaming(sessions: number, chunks: number): Promise<St
     const streamLag = monitorEventLoopDelay({ resolution: 10 });
     let lastChunkAt = Number.NaN;
     let chunkEvents = 0;
+    let scanProcs = 0;
     for (const s of all)
       s.on('activity', () => {
         if (++chunkEvents === produced) {
@@ -234,6 +238,15 @@ export async function acpStreaming(sessions: number, chunks: number): Promise<St
     streamLag.disable();
     clearInterval(sampler);
     peakRss = Math.max(peakRss, rssMb());
+    // The cost of one fresh /proc scan with every session live: AgentSession takes one, synchronously, at each turn's
+    // end (snapshotMembers), so S turns ending together block the loop about S times this.
+    const scans: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const ts = performance.now();
+      const procs = bp.table.scan().length;
+      scans.push(performance.now() - ts);
+      scanProcs = procs;
+    }
     // Delivered: each session's reply holds chunk 000000..N-1 exactly once, in order.
     let delivered = 0;
     for (const t of turns) {
@@ -256,6 +269,8 @@ export async function acpStreaming(sessions: number, chunks: number): Promise<St
       rssIdleMb: idleRss,
       rssPeakMb: peakRss,
       rssPerSessionMb: (peakRss - idleRss) / sessions,
+      procScanP50Ms: percentile(scans, 50),
+      procScanProcesses: scanProcs,
       chunksProduced: sessions * chunks,
       chunksDelivered: delivered,
       chunkEvents,

@@ -684,6 +684,14 @@ async function acpStream(sessions: number, chunks: number): Promise<void> {
   );
   row(
     sc,
+    `one /proc scan with ${sessions} sessions live (${r.procScanProcesses} processes), p50 (ms); AgentSession runs one per turn end`,
+    `${f1(r.procScanP50Ms)} (x${sessions} turn ends = ${f1(r.procScanP50Ms * sessions)} ms)`,
+    '-',
+    '-',
+    null,
+  );
+  row(
+    sc,
     'bot RSS per session beyond idle (MB)',
     r.rssPerSessionMb.toFixed(2),
     '-',
