@@ -23,6 +23,9 @@ import type {
   TurnUsage,
 } from './types.js';
 
+/** How old a shared /proc scan may be for a tree snapshot, ms. */
+const SNAPSHOT_SCAN_AGE_MS = 250;
+
 export type {
   CloseResult,
   PermissionRequest,
@@ -566,7 +569,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const proc = this.proc;
     if (!proc || proc.startTime === undefined) return;
     const t = this.opts.table;
-    const members = treeMembers(t.scan(t.timestamp()), {
+    // A scan up to SNAPSHOT_SCAN_AGE_MS old serves: many turns ending together share one /proc pass instead of one
+    // each (200 sessions stalled the loop for seconds). Still safe: the root must be in that scan, a child born
+    // since is caught by the next snapshot or the marker sweep, and the kill verifies every pid's start time.
+    const members = treeMembers(t.scan(t.timestamp() - SNAPSHOT_SCAN_AGE_MS), {
       pid: proc.pid,
       startTime: proc.startTime,
       marker: this.marker,
