@@ -125,6 +125,17 @@ describe.each(Object.keys(PROTOCOLS) as (keyof typeof PROTOCOLS)[])(
       expect((await s.prompt('still there?')).text).toBe('You said: still there?');
     });
 
+    it('cancels a turn whose cancel comes before the agent has taken its text', async () => {
+      h = harness();
+      const s = await h.pool.acquire(threadId());
+      // Forced interleaving: the cancel follows the typed text at once, while the agent still reads it.
+      s.once('turnStart', () => queueMicrotask(() => expect(s.cancel()).toBe(true)));
+      const r = await s.prompt('fake:hang');
+      expect(r.cancelled).toBe(true);
+      expect(s.state).toBe('idle');
+      expect((await s.prompt('still there?')).text).toBe('You said: still there?');
+    });
+
     it.skipIf(protocol !== 'classic')(
       'ends a turn by the quiet-period fallback when the cursor leaves the prompt line',
       async () => {

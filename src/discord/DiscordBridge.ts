@@ -162,7 +162,9 @@ export class DiscordBridge {
       partials: [Partials.Channel, Partials.Message, Partials.GuildMember],
       allowedMentions: { parse: [], repliedUser: false },
       ...options.clientOptions,
-      rest: { api: this.cfg.discordApiBase, ...options.clientOptions?.rest },
+      // Under Discord's global 50 requests/s with a margin: discord.js's own window and Discord's do not line up, so
+      // a burst (a shutdown ending many turns at once) at exactly 50/s still drew global 429s.
+      rest: { api: this.cfg.discordApiBase, globalRequestsPerSecond: 40, ...options.clientOptions?.rest },
     });
     this.client.rest.on(RESTEvents.Response, (request, response) => {
       if (response.status === 429) {

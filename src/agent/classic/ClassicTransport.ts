@@ -49,6 +49,8 @@ export class ClassicTransport implements Transport {
   private sink: TransportSink | undefined;
   private started = false;
   private inTurn: { turnId: number; cancelled: boolean } | undefined;
+  /** A cancel that waits for the agent to take the turn's text (see cancel()). */
+  private interruptPending = false;
   private pending: PermissionRequest | undefined;
   private permissionCounter = 0;
   private pendingBytes = 0;
@@ -127,7 +129,10 @@ export class ClassicTransport implements Transport {
       this.pending = undefined;
       this.sink?.permissionResolved(id, 'cancelled');
     }
-    this.proc.write(this.opts.profile.interrupt);
+    // A Ctrl-C typed while the agent still reads the turn's text arrives in raw mode: data for the line editor, not
+    // SIGINT, and the turn would never be cancelled. Send it once the read has closed (cooked mode, ISIG on).
+    if (this.reader.echoDone) this.proc.write(this.opts.profile.interrupt);
+    else this.interruptPending = true;
     return true;
   }
 
@@ -234,6 +239,10 @@ export class ClassicTransport implements Transport {
       return;
     }
     if (!this.inTurn) return;
+    if (this.interruptPending && this.reader.tookInput(screen)) {
+      this.interruptPending = false;
+      this.proc?.write(this.opts.profile.interrupt);
+    }
     sink.turnProgress();
     this.armQuietTimer();
     if (!this.reader.tookInput(screen)) return;
@@ -266,6 +275,7 @@ export class ClassicTransport implements Transport {
     clearTimeout(this.quietTimer);
     this.quietTimer = undefined;
     this.inTurn = undefined;
+    this.interruptPending = false;
     const usage = this.reader.usage();
     if (usage.credits !== undefined || usage.contextPercent !== undefined) this.sink?.usage(usage);
     this.sink?.turnEnd({
