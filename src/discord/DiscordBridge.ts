@@ -394,13 +394,14 @@ export class DiscordBridge {
     } catch (err) {
       await marks.unreact(message.id, REACTIONS.received);
       if (this.closedSince(thread.id, seq)) return;
-      await marks.react(message.id, REACTIONS.error);
+      // The notice first, then the mark: the mark says the bot is done with this message.
       if (err instanceof PoolFullError) {
         await sink.send(`⏳ ${err.message} Nothing was lost: send your message again then.`);
       } else {
         this.log.error({ err, threadId: thread.id }, 'could not start a session');
         await sink.send(`⚠️ The agent session could not be started: ${(err as Error).message}`);
       }
+      await marks.react(message.id, REACTIONS.error);
       return;
     }
     this.watch(session, sink);
