@@ -14,7 +14,10 @@ export async function thread(harness: BotHarness): Promise<string> {
   return threadId;
 }
 
-/** The first bot message after `afterId` whose content passes `check`. */
+/**
+ * The first final bot message after `afterId` whose content passes `check`. A reply still streaming (its
+ * `⏳ working…` footer shown) is not final: its text is a preview cut at an arbitrary point.
+ */
 export function botMessageAfter(
   harness: BotHarness,
   threadId: string,
@@ -26,7 +29,11 @@ export function botMessageAfter(
       harness.emu
         .channelMessages(threadId)
         .find(
-          (m) => m.author.id === harness.emu.botUser.id && BigInt(m.id) > BigInt(afterId) && check(m.content),
+          (m) =>
+            m.author.id === harness.emu.botUser.id &&
+            BigInt(m.id) > BigInt(afterId) &&
+            !m.content.includes('⏳ working…') &&
+            check(m.content),
         ),
     'a bot message',
   );
