@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentSession } from '../src/agent/AgentSession.js';
 import { SessionClosedError, SpawnFailedError } from '../src/errors.js';
+import { fakeKiroPath } from '../src/paths.js';
 import type { PoolConfig, SessionPoolOptions } from '../src/pool/SessionPool.js';
 import { PoolHarness, threadId } from './helpers/harness.js';
 import { reportedHostPids } from './helpers/namespace.js';
@@ -33,6 +35,7 @@ const PROTOCOLS = {
     notLoggedIn: { KIRO_FAKE_STARTUP: 'not-logged-in', KIRO_FAKE_VERSION: '1' },
     notLoggedInWords: 'You are not logged in',
     asks: ['Allow this action?', '[y/n/t]:'],
+    trustState: ['fake:trust', 'trust-all false; trusted none'],
   },
   acp: {
     config: { agentProtocol: 'acp', kiroArgs: ['acp'] },
@@ -40,6 +43,7 @@ const PROTOCOLS = {
     notLoggedIn: { KIRO_FAKE_ACP_LOGGED_OUT: '1' },
     notLoggedInWords: 'kiro-cli login',
     asks: ['Running: pwd', 'Running: pwd'],
+    trustState: ['fake:state', 'trust all=false tools=-'],
   },
 } as const satisfies Record<string, { config: Partial<PoolConfig> } & Record<string, unknown>>;
 
@@ -88,6 +92,24 @@ describe.each(Object.keys(PROTOCOLS) as (keyof typeof PROTOCOLS)[])(
       const r = await s.prompt('fake:echo a\x03b\x1b[201~c\x00d\x04e\u202Ef👍');
       expect(r.text).toContain(JSON.stringify('fake:echo ab[201~cde\u202Ef👍').slice(1, -1));
       expect(s.state).toBe('idle');
+    });
+
+    it('TRUST_ALL_TOOLS approves once by itself a question the agent still makes: nothing surfaced, trust not widened', async () => {
+      // The wrapper drops --trust-all-tools, so the fake asks as an agent would for a tool outside its trust.
+      h = harness({
+        trustAllTools: true,
+        kiroCliPath: join(dirname(fakeKiroPath()), 'kiro-cli-asks-anyway'),
+      });
+      const s = await h.pool.acquire(threadId());
+      await s.ready;
+      expect(s.command).toContain('--trust-all-tools');
+      let asked = 0;
+      s.on('permission', () => asked++);
+      expect((await s.prompt('fake:permission')).text).toContain('Ran pwd');
+      expect((await s.prompt('fake:permission')).text).toContain('Ran pwd');
+      expect(asked).toBe(0);
+      // Approved once each time, never "always": the agent's own trust is what it was.
+      expect((await s.prompt(P.trustState[0])).text).toContain(P.trustState[1]);
     });
 
     it('surfaces the permission prompt and writes the answer', async () => {

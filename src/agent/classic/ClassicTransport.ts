@@ -246,7 +246,11 @@ export class ClassicTransport implements Transport {
     sink.turnProgress();
     this.armQuietTimer();
     if (!this.reader.tookInput(screen)) return;
-    if (screen.kind === 'permission' && this.pending === undefined) {
+    if (screen.kind === 'permission' && this.pending === undefined && this.opts.trustAllTools) {
+      // TRUST_ALL_TOOLS (CONTRACT.md): a question the agent still asks is approved once, never surfaced.
+      this.reader.markInput();
+      this.proc?.write(this.opts.profile.answers.allow + this.opts.profile.submit);
+    } else if (screen.kind === 'permission' && this.pending === undefined) {
       this.pending = {
         requestId: String(++this.permissionCounter),
         turnId: this.inTurn.turnId,
