@@ -23,7 +23,7 @@ describe('config', () => {
       discordApiBase: 'https://discord.com/api',
       kiroCliPath: 'kiro-cli',
       agentProtocol: 'acp',
-      kiroArgs: ['acp'],
+      kiroArgs: ['acp', '--agent-engine', 'v2'],
       acpLoadTimeoutMs: 15_000,
       trustAllTools: false,
       workspaceRoot: './data/workspaces',
@@ -151,11 +151,27 @@ describe('bad configuration at start-up', () => {
 
 describe('AGENT_PROTOCOL', () => {
   it('defaults KIRO_ARGS per protocol, and an explicit KIRO_ARGS wins', () => {
-    expect(parseConfig(base).kiroArgs).toEqual([DEFAULT_KIRO_ARGS.acp]);
+    expect(parseConfig(base).kiroArgs).toEqual(DEFAULT_KIRO_ARGS.acp.split(' '));
     expect(parseConfig({ ...base, AGENT_PROTOCOL: 'classic' }).kiroArgs).toEqual(['chat', '--legacy-ui']);
     expect(
       parseConfig({ ...base, AGENT_PROTOCOL: 'acp', KIRO_ARGS: 'acp --agent-engine v2' }).kiroArgs,
     ).toEqual(['acp', '--agent-engine', 'v2']);
+  });
+
+  it('pins the V2 engine by default for ACP', () => {
+    expect(parseConfig(base).kiroArgs).toEqual(['acp', '--agent-engine', 'v2']);
+  });
+
+  it('refuses TRUST_ALL_TOOLS with the V3 engine, which refuses --trust-all-tools, naming both', () => {
+    for (const KIRO_ARGS of ['acp --agent-engine v3', 'acp --agent-engine=v3']) {
+      expect(() => parseConfig({ ...base, KIRO_ARGS, TRUST_ALL_TOOLS: 'true' })).toThrow(
+        /TRUST_ALL_TOOLS="true": expected false with KIRO_ARGS naming --agent-engine v3/,
+      );
+    }
+    expect(parseConfig({ ...base, KIRO_ARGS: 'acp --agent-engine v3' }).trustAllTools).toBe(false);
+    expect(
+      parseConfig({ ...base, KIRO_ARGS: 'acp --agent-engine v2', TRUST_ALL_TOOLS: 'true' }).trustAllTools,
+    ).toBe(true);
   });
 
   it('refuses an unknown protocol naming the variable, the value and the choices', () => {

@@ -94,6 +94,18 @@ describe.each(Object.keys(PROTOCOLS) as (keyof typeof PROTOCOLS)[])(
       expect(s.state).toBe('idle');
     });
 
+    it('a kiro-cli that refuses an argument fails the start with its own words (an older kiro and --agent-engine)', async () => {
+      const args = [...(protocol === 'acp' ? ['acp'] : ['chat', '--legacy-ui']), '--no-such-flag'];
+      h = harness({ kiroArgs: args });
+      const err = await h.pool
+        .acquire(threadId())
+        .then((s) => s.ready)
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SpawnFailedError);
+      expect((err as SpawnFailedError).message).toContain('exited with code 2');
+      expect((err as SpawnFailedError).output).toContain("error: unexpected argument '--no-such-flag' found");
+    });
+
     it('TRUST_ALL_TOOLS approves once by itself a question the agent still makes: nothing surfaced, trust not widened', async () => {
       // The wrapper drops --trust-all-tools, so the fake asks as an agent would for a tool outside its trust.
       h = harness({

@@ -92,8 +92,12 @@ const schema = z.object({
 
 type Parsed = z.infer<typeof schema>;
 
-/** KIRO_ARGS when unset, per protocol (CONTRACT.md). */
-export const DEFAULT_KIRO_ARGS = { acp: 'acp', classic: 'chat --legacy-ui' } as const;
+/**
+ * KIRO_ARGS when unset, per protocol (CONTRACT.md). ACP pins the V2 engine: kiro-cli 3.x defaults chat to V3, its
+ * ACP default is unconfirmed (kiro-acp.md §9), and V3 refuses --trust-all-tools and needs answers the bot does not
+ * give (`_kiro/auth/getAccessToken`). README: "Which engine".
+ */
+export const DEFAULT_KIRO_ARGS = { acp: 'acp --agent-engine v2', classic: 'chat --legacy-ui' } as const;
 
 /** The validated, frozen configuration of one bot instance. Durations in milliseconds, memory in MB. */
 export interface Config {
@@ -169,6 +173,16 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
   } catch (err) {
     throw new ConfigError([{ variable: 'KIRO_ARGS', value: c.KIRO_ARGS, expected: (err as Error).message }]);
   }
+  if (c.AGENT_PROTOCOL === 'acp' && c.TRUST_ALL_TOOLS && engineOf(kiroArgs) === 'v3') {
+    // The bot appends --trust-all-tools, which V3 refuses at start-up: every thread's agent would fail.
+    throw new ConfigError([
+      {
+        variable: 'TRUST_ALL_TOOLS',
+        value: input.TRUST_ALL_TOOLS,
+        expected: 'false with KIRO_ARGS naming --agent-engine v3 (V3 refuses --trust-all-tools)',
+      },
+    ]);
+  }
   if (c.ATTACHMENT_MAX_MESSAGE_BYTES < c.ATTACHMENT_MAX_BYTES) {
     throw new ConfigError([
       {
@@ -234,4 +248,14 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, dotenvPath = '.env'): Config {
   const fromFile = existsSync(dotenvPath) ? parseDotenv(readFileSync(dotenvPath)) : {};
   return parseConfig({ ...fromFile, ...env });
+}
+
+/** The `--agent-engine` KIRO_ARGS names (`--agent-engine v3` or `--agent-engine=v3`), if any. */
+function engineOf(args: readonly string[]): string | undefined {
+  let engine: string | undefined;
+  args.forEach((a, i) => {
+    if (a === '--agent-engine') engine = args[i + 1];
+    else if (a.startsWith('--agent-engine=')) engine = a.slice('--agent-engine='.length);
+  });
+  return engine;
 }
