@@ -2,7 +2,6 @@ import type { APIUser } from 'discord-api-types/v10';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Access } from '../src/discord/Access.js';
 import { BotHarness } from './helpers/botHarness.js';
-import { alive, killAll } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 describe('Access rules (unit)', () => {
@@ -80,14 +79,7 @@ describe.each(['classic', 'acp'] as const)('access matrix end to end over %s', (
     await h.botMessages(aliceThread, 0);
   }, 60_000);
 
-  afterAll(async () => {
-    const seen = h.seen;
-    const { emu } = h;
-    await h.dispose();
-    expect(emu.errors().map((e) => `${e.route} ${e.status}`)).toEqual([]);
-    expect(alive(seen)).toEqual([]);
-    await killAll(seen);
-  });
+  afterAll(() => h.disposeChecked());
 
   const users = () => ({ alice: h.alice, bob: h.bob, mallory: h.mallory });
   const refusedMark = (channel: string, id: string) =>

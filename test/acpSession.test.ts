@@ -10,7 +10,7 @@ import type { PoolConfig, SessionPoolOptions } from '../src/pool/SessionPool.js'
 import { SessionPool } from '../src/pool/SessionPool.js';
 import { SessionRecorder } from '../src/store/SessionRecorder.js';
 import { PoolHarness, poolConfig, testSandbox, threadId } from './helpers/harness.js';
-import { alive, expectAllGone, identify, killAll } from './helpers/processes.js';
+import { expectAllGone, identify } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 const ACP: Partial<PoolConfig> = { agentProtocol: 'acp', kiroArgs: ['acp'], acpLoadTimeoutMs: 1500 };
@@ -19,12 +19,7 @@ let h: PoolHarness | undefined;
 const extraPools: SessionPool[] = [];
 afterEach(async () => {
   for (const p of extraPools.splice(0)) await p.closeAll('shutdown');
-  if (!h) return;
-  const seen = h.seen;
-  await h.dispose();
-  // Whatever a test did, nothing it started may survive it.
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  await h?.disposeChecked();
   h = undefined;
 });
 

@@ -5,7 +5,6 @@ import { CONFIG_VARIABLES, parseConfig } from '../src/config/Config.js';
 import { ConfigError } from '../src/errors.js';
 import { BotHarness } from './helpers/botHarness.js';
 import { PoolHarness } from './helpers/harness.js';
-import { alive, killAll } from './helpers/processes.js';
 
 type Protocol = 'classic' | 'acp';
 const PROTOCOLS = ['classic', 'acp'] as const;
@@ -13,18 +12,11 @@ const PROTOCOLS = ['classic', 'acp'] as const;
 let h: BotHarness | undefined;
 let p: PoolHarness | undefined;
 afterEach(async () => {
-  const seen = [...(h?.seen ?? []), ...(p?.seen ?? [])];
-  if (h) {
-    const { emu } = h;
-    await h.dispose();
-    expect(emu.errors().map((e) => `${e.route} ${e.status}`)).toEqual([]);
-    expect(emu.rateLimited()).toEqual([]);
-  }
-  await p?.dispose();
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  const [bot, pool] = [h, p];
   h = undefined;
   p = undefined;
+  await bot?.disposeChecked();
+  await pool?.disposeChecked();
 });
 
 /**

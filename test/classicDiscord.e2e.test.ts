@@ -3,20 +3,13 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BotHarness } from './helpers/botHarness.js';
-import { alive, killAll } from './helpers/processes.js';
 
 // Issue 12 end to end: the real bot and discord.js against the emulator, the fake drawing kiro-cli 2.x's classic
 // UI in a pty. What users type stays text; what the agent writes reaches Discord as written.
 
 let h: BotHarness | undefined;
 afterEach(async () => {
-  if (!h) return;
-  const seen = h.seen;
-  const { emu } = h;
-  await h.dispose();
-  expect(emu.errors().map((e) => `${e.route} ${e.status}`)).toEqual([]);
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  await h?.disposeChecked();
   h = undefined;
 });
 

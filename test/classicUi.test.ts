@@ -4,7 +4,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PermissionRequest } from '../src/agent/types.js';
 import { SpawnFailedError } from '../src/errors.js';
 import { PoolHarness, threadId } from './helpers/harness.js';
-import { alive, killAll } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 // The pty transport against what kiro-cli 2.x's classic UI really draws and accepts (shared/kiro-cli.md, issue
@@ -12,11 +11,7 @@ import { waitFor } from './helpers/wait.js';
 
 let h: PoolHarness | undefined;
 afterEach(async () => {
-  if (!h) return;
-  const seen = h.seen;
-  await h.dispose();
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  await h?.disposeChecked();
   h = undefined;
 });
 

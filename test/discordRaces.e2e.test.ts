@@ -3,22 +3,14 @@ import type { APIThreadChannel } from 'discord-api-types/v10';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MessageStep } from '../src/discord/DiscordBridge.js';
 import { BotHarness } from './helpers/botHarness.js';
-import { alive, expectAllGone, killAll, type Pid } from './helpers/processes.js';
+import { expectAllGone, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 const MIN = 60_000;
 let h: BotHarness | undefined;
 
 afterEach(async () => {
-  if (!h) return;
-  const { emu, seen } = h;
-  await h.dispose();
-  // Discord never refused the bot (no 30046, no 50083), never rate-limited it, and no thread was reopened by it.
-  expect(emu.errors().map((e) => ({ route: e.route, status: e.status, response: e.response }))).toEqual([]);
-  expect(emu.rateLimited()).toEqual([]);
-  expect(emu.unarchivedByBotPost).toBe(0);
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  await h?.disposeChecked();
   h = undefined;
 });
 

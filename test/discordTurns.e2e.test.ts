@@ -3,20 +3,13 @@ import { join } from 'node:path';
 import { Events } from 'discord.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BotHarness } from './helpers/botHarness.js';
-import { alive, killAll } from './helpers/processes.js';
 import { botMessageAfter, buttonsOf, thread } from './helpers/turns.js';
 import { waitFor } from './helpers/wait.js';
 
 let h: BotHarness | undefined;
 
 afterEach(async () => {
-  if (!h) return;
-  const { emu, seen } = h;
-  await h.dispose();
-  expect(emu.errors().map((e) => ({ route: e.route, status: e.status, response: e.response }))).toEqual([]);
-  expect(emu.rateLimited()).toEqual([]);
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  await h?.disposeChecked();
   h = undefined;
 });
 

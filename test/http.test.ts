@@ -5,15 +5,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { END_REASONS } from '../src/endReasons.js';
 import { findBwrap } from '../src/process/sandbox/probeSandbox.js';
 import { BotHarness } from './helpers/botHarness.js';
-import { alive, killAll } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 let h: BotHarness | undefined;
 afterEach(async () => {
-  const seen = h?.seen ?? [];
-  await h?.dispose();
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  await h?.disposeChecked();
   h = undefined;
 });
 

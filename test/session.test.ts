@@ -7,17 +7,12 @@ import { fakeKiroPath } from '../src/paths.js';
 import type { PoolConfig, SessionPoolOptions } from '../src/pool/SessionPool.js';
 import { PoolHarness, threadId } from './helpers/harness.js';
 import { reportedHostPids } from './helpers/namespace.js';
-import { alive, expectAllGone, killAll, type Pid } from './helpers/processes.js';
+import { expectAllGone, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 let h: PoolHarness | undefined;
 afterEach(async () => {
-  if (!h) return;
-  const seen = h.seen;
-  await h.dispose();
-  // Whatever a test did, nothing it started may survive it.
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  await h?.disposeChecked();
   h = undefined;
 });
 

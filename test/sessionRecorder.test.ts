@@ -1,15 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { PoolHarness, threadId } from './helpers/harness.js';
-import { alive, killAll } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 let h: PoolHarness | undefined;
 afterEach(async () => {
-  if (!h) return;
-  const seen = h.seen;
-  await h.dispose();
-  expect(alive(seen)).toEqual([]);
-  await killAll(seen);
+  await h?.disposeChecked();
   h = undefined;
 });
 

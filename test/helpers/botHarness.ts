@@ -3,12 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiscordEmulator } from '@threadwarden/discord-emulator';
 import type { APIMessage, APIUser } from 'discord-api-types/v10';
+import { expect } from 'vitest';
 import { App, type AppOptions } from '../../src/app/App.js';
 import { parseConfig } from '../../src/config/Config.js';
 import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
 import { treeMembers } from '../../src/process/ProcessTable.js';
-import { identify, type Pid } from './processes.js';
+import { alive, identify, killAll, type Pid } from './processes.js';
 
 export const NO_THROTTLE = {
   ws: { buildIdentifyThrottler: async () => ({ waitForIdentify: async () => {} }) },
@@ -154,5 +155,22 @@ export class BotHarness {
     await this.app.shutdown();
     await this.emu.stop();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * `dispose()`, then what every end-to-end test promises: Discord never answered the bot with an error or a 429,
+   * the bot never reopened an archived thread by posting in it, and no pid it started survives (any left are
+   * killed before the checks fail).
+   */
+  async disposeChecked(): Promise<void> {
+    await this.dispose();
+    const left = alive(this.seen);
+    await killAll(this.seen);
+    expect(
+      this.emu.errors().map((e) => ({ route: e.route, status: e.status, response: e.response })),
+    ).toEqual([]);
+    expect(this.emu.rateLimited()).toEqual([]);
+    expect(this.emu.unarchivedByBotPost).toBe(0);
+    expect(left, 'processes left after the bot shut down').toEqual([]);
   }
 }

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import type { AgentSession } from '../../src/agent/AgentSession.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { fakeKiroPath } from '../../src/paths.js';
@@ -10,7 +11,7 @@ import { BwrapSandbox } from '../../src/process/sandbox/BwrapSandbox.js';
 import { findBwrap } from '../../src/process/sandbox/probeSandbox.js';
 import { SessionRecorder } from '../../src/store/SessionRecorder.js';
 import { Store } from '../../src/store/Store.js';
-import { identify, type Pid } from './processes.js';
+import { alive, identify, killAll, type Pid } from './processes.js';
 
 let counter = 0;
 /** A fresh 18-digit thread id. */
@@ -108,5 +109,13 @@ export class PoolHarness {
     this.recorder.close();
     this.store.close();
     rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /** `dispose()`, then the check every pool test ends with: no pid it saw survives (any left are killed first). */
+  async disposeChecked(): Promise<void> {
+    await this.dispose();
+    const left = alive(this.seen);
+    await killAll(this.seen);
+    expect(left, 'processes left after the pool closed').toEqual([]);
   }
 }
