@@ -496,10 +496,8 @@ try {
   section('sandbox (bubblewrap) inside the container');
   const h2 = await health();
   const sandboxInfo = h2?.body?.sandbox;
-  const probe = podman([
-    'exec',
-    bot1,
-    'bwrap',
+  // The smallest sandbox the bot's start-up probe also needs: new namespaces, a read-only root, a fresh /proc.
+  const bwrapProbe = [
     '--unshare-all',
     '--die-with-parent',
     '--ro-bind',
@@ -510,7 +508,8 @@ try {
     '--proc',
     '/proc',
     'true',
-  ]);
+  ];
+  const probe = podman(['exec', bot1, 'bwrap', ...bwrapProbe]);
   log(`  bwrap probe in the container as the bot's user: exit ${probe.status} ${probe.stderr}`);
   // What a container needs for bwrap: user namespaces pass podman's default seccomp profile; mounting a fresh /proc
   // is refused while podman masks paths under /proc (a locked mount), so try again with them unmasked.
@@ -524,16 +523,7 @@ try {
     '--entrypoint',
     'bwrap',
     image,
-    '--unshare-all',
-    '--die-with-parent',
-    '--ro-bind',
-    '/',
-    '/',
-    '--dev',
-    '/dev',
-    '--proc',
-    '/proc',
-    'true',
+    ...bwrapProbe,
   ]);
   log(
     `  the same probe with --security-opt unmask=/proc/*: exit ${unmasked.status} ${unmasked.stderr
