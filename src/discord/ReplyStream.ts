@@ -1,3 +1,4 @@
+import { EditPacer } from './EditPacer.js';
 import { splitMessage } from './splitMessage.js';
 import { streamPreview } from './streamPreview.js';
 import type { ThreadSink } from './ThreadSink.js';
@@ -37,7 +38,7 @@ const CONTINUED = '-# ⏳ still working: continued below';
 export class ReplyStream {
   private readonly sink: ThreadSink;
   private readonly read: () => string;
-  private readonly intervalMs: number;
+  private readonly pacer: EditPacer;
   private readonly maxParts: number;
   private readonly partLimit: number;
   private readonly now: () => number;
@@ -48,17 +49,14 @@ export class ReplyStream {
   private postedAt = 0;
   /** The preview the streaming message shows now, without its note. */
   private preview = '';
-  private lastEditAt = Number.NEGATIVE_INFINITY;
-  private timer: NodeJS.Timeout | undefined;
   /** Rolls the message over when no output comes to do it (a silent agent). */
   private rolloverTimer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<void> = Promise.resolve();
   private done = false;
 
   constructor(sink: ThreadSink, read: () => string, options: ReplyStreamOptions = {}) {
     this.sink = sink;
     this.read = read;
-    this.intervalMs = options.editIntervalMs ?? 1500;
+    this.pacer = new EditPacer(options.editIntervalMs ?? 1500, () => this.refresh());
     this.maxParts = options.maxParts ?? 8;
     this.partLimit = options.partLimit ?? 2000;
     this.now = options.now ?? Date.now;
@@ -68,13 +66,7 @@ export class ReplyStream {
 
   /** Agent output arrived: schedule a refresh of the streaming message. */
   update(): void {
-    if (this.done || this.timer) return;
-    const wait = Math.max(0, this.lastEditAt + this.intervalMs - performance.now());
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.inFlight = this.inFlight.then(() => this.refresh());
-    }, wait);
-    this.timer.unref();
+    if (!this.done) this.pacer.poke();
   }
 
   /** True while the streaming message may still be edited. */
@@ -91,7 +83,7 @@ export class ReplyStream {
     const preview = streamPreview(text, this.partLimit - NOTE_ROOM);
     if (preview === this.preview && this.messageId !== undefined) return;
     const content = `${preview}\n${WORKING}`;
-    this.lastEditAt = performance.now();
+    this.pacer.edited();
     this.preview = preview;
     if (this.messageId !== undefined) {
       await this.sink.edit(this.messageId, content);
@@ -117,7 +109,7 @@ export class ReplyStream {
     const wait = Math.max(0, this.postedAt + this.rolloverAfterMs - this.now());
     this.rolloverTimer = setTimeout(() => {
       this.rolloverTimer = undefined;
-      this.inFlight = this.inFlight.then(async () => {
+      void this.pacer.run(async () => {
         if (this.done || this.messageId === undefined) return;
         await this.rollover();
         await this.refresh();
@@ -128,8 +120,7 @@ export class ReplyStream {
 
   private stop(): void {
     this.done = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.pacer.stop();
     clearTimeout(this.rolloverTimer);
     this.rolloverTimer = undefined;
   }
@@ -140,7 +131,7 @@ export class ReplyStream {
    */
   async finish(text: string, note?: string): Promise<void> {
     this.stop();
-    await this.inFlight;
+    await this.pacer.settled;
     let parts = splitMessage(text, this.partLimit);
     if (parts.length > this.maxParts) {
       const dropped = parts.slice(this.maxParts - 1).reduce((n, p) => n + p.length, 0);
@@ -165,7 +156,7 @@ export class ReplyStream {
    * when it is too old to edit, what it would show is posted anew. */
   async abort(note: string): Promise<void> {
     this.stop();
-    await this.inFlight;
+    await this.pacer.settled;
     if (this.messageId === undefined) return;
     const text = this.read();
     const shown = text.trim() === '' ? this.preview : streamPreview(text, this.partLimit - NOTE_ROOM);

@@ -1,3 +1,4 @@
+import { EditPacer } from './EditPacer.js';
 import type { ToolCallInfo } from './sessionTypes.js';
 import type { ThreadSink } from './ThreadSink.js';
 
@@ -44,7 +45,7 @@ function oneLine(title: string, max: number): string {
  */
 export class ToolCallLines {
   private readonly sink: ThreadSink;
-  private readonly intervalMs: number;
+  private readonly pacer: EditPacer;
   private readonly maxLines: number;
   private readonly maxTitle: number;
   private readonly maxAgeMs: number;
@@ -55,14 +56,11 @@ export class ToolCallLines {
   /** Calls folded into earlier messages (after a roll-over), not shown again. */
   private readonly retired = new Set<string>();
   private shown = '';
-  private lastEditAt = Number.NEGATIVE_INFINITY;
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<void> = Promise.resolve();
   private done = false;
 
   constructor(sink: ThreadSink, options: ToolCallLinesOptions = {}) {
     this.sink = sink;
-    this.intervalMs = options.editIntervalMs ?? 1500;
+    this.pacer = new EditPacer(options.editIntervalMs ?? 1500, () => this.refresh());
     this.maxLines = options.maxLines ?? 15;
     this.maxTitle = options.maxTitle ?? 100;
     this.maxAgeMs = options.maxMessageAgeMs ?? 50 * 60_000;
@@ -81,17 +79,7 @@ export class ToolCallLines {
     // A later update may carry no title (ACP tool_call_update); keep the first one.
     const title = tool.title.trim() !== '' ? tool.title : (known?.title ?? '');
     this.calls.set(tool.id, { title, status: tool.status });
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.timer) return;
-    const wait = Math.max(0, this.lastEditAt + this.intervalMs - performance.now());
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.inFlight = this.inFlight.then(() => this.refresh());
-    }, wait);
-    this.timer.unref();
+    this.pacer.poke();
   }
 
   /** The message body for the calls not yet retired. Always under 2000 characters. */
@@ -118,7 +106,7 @@ export class ToolCallLines {
     }
     const content = this.render();
     if (content === this.shown) return;
-    this.lastEditAt = performance.now();
+    this.pacer.edited();
     this.shown = content;
     if (this.messageId === undefined) {
       this.postedAt = this.now();
@@ -128,22 +116,19 @@ export class ToolCallLines {
 
   /** The turn ended: show every call's final status now (one last edit when something changed), stop. */
   async finish(): Promise<void> {
-    if (this.done) return this.inFlight;
+    if (this.done) return this.pacer.settled;
     this.done = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const wait = Math.max(0, this.lastEditAt + this.intervalMs - performance.now());
+    this.pacer.stop();
+    const wait = this.pacer.wait;
     // The last edit keeps the edit interval too.
     if (wait > 0 && this.messageId !== undefined && this.render() !== this.shown)
       await new Promise<void>((resolve) => setTimeout(resolve, wait).unref());
-    this.inFlight = this.inFlight.then(() => this.refresh());
-    await this.inFlight;
+    await this.pacer.run(() => this.refresh());
   }
 
   /** Stops without a last edit (the thread is gone or the session ended). */
   close(): void {
     this.done = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.pacer.stop();
   }
 }
