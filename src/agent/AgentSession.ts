@@ -4,7 +4,7 @@ import type { EndReason } from '../endReasons.js';
 import { SessionClosedError, SpawnFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type KillResult, killTree } from '../process/killTree.js';
-import { type ProcessTable, treeMembers } from '../process/ProcessTable.js';
+import { type MarkedProc, type ProcessTable, TreeIndex } from '../process/ProcessTable.js';
 import type { AgentSandbox } from '../process/sandbox/AgentSandbox.js';
 import { type AgentProcess, type SpawnWrapper, spawnAgent } from '../process/spawnAgent.js';
 import { resolveExecutable } from './resolveExecutable.js';
@@ -25,6 +25,21 @@ import type {
 
 /** How old a shared /proc scan may be for a tree snapshot, ms. */
 const SNAPSHOT_SCAN_AGE_MS = 250;
+
+/**
+ * One index per shared scan: the sessions whose turns end within SNAPSHOT_SCAN_AGE_MS share the scan, and so its
+ * index too (building it is O(processes); one per turn end was most of a turn end's cost with 200 sessions).
+ */
+const scanIndexes = new WeakMap<readonly MarkedProc[], TreeIndex>();
+
+function indexOf(procs: readonly MarkedProc[]): TreeIndex {
+  let index = scanIndexes.get(procs);
+  if (!index) {
+    index = new TreeIndex(procs);
+    scanIndexes.set(procs, index);
+  }
+  return index;
+}
 
 export type {
   CloseResult,
@@ -572,7 +587,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // A scan up to SNAPSHOT_SCAN_AGE_MS old serves: many turns ending together share one /proc pass instead of one
     // each (200 sessions stalled the loop for seconds). Still safe: the root must be in that scan, a child born
     // since is caught by the next snapshot or the marker sweep, and the kill verifies every pid's start time.
-    const members = treeMembers(t.scan(t.timestamp() - SNAPSHOT_SCAN_AGE_MS), {
+    const members = indexOf(t.scan(t.timestamp() - SNAPSHOT_SCAN_AGE_MS)).members({
       pid: proc.pid,
       startTime: proc.startTime,
       marker: this.marker,

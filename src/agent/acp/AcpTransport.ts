@@ -1,4 +1,4 @@
-import { type Client, ClientSideConnection, ndJsonStream, RequestError } from '@agentclientprotocol/sdk';
+import { type AnyMessage, type Client, ClientSideConnection, RequestError } from '@agentclientprotocol/sdk';
 import { ThreadwardenError } from '../../errors.js';
 import type { AgentProcess } from '../../process/spawnAgent.js';
 import type { ReadyInfo, Transport, TransportSink } from '../Transport.js';
@@ -83,10 +83,9 @@ export class AcpTransport implements Transport {
   private sink: TransportSink | undefined;
   private proc: AgentProcess | undefined;
   private conn: ClientSideConnection | undefined;
-  private input: ReadableStreamDefaultController<Uint8Array> | undefined;
+  private input: ReadableStreamDefaultController<AnyMessage> | undefined;
   private gate: LineGate | undefined;
   private disposables: { dispose(): void }[] = [];
-  private readonly encoder = new TextEncoder();
   private sessionId: string | undefined;
   private _models: Choices | undefined;
   private _modes: Choices | undefined;
@@ -140,22 +139,23 @@ export class AcpTransport implements Transport {
     const generation = ++this.generation;
     this.proc = proc;
     this.sink = sink;
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    const readable = new ReadableStream<Uint8Array>({
+    // The SDK gets messages, not bytes: LineGate has already cut and parsed each line, and a second decode, line
+    // split and JSON.parse in the SDK's ndJsonStream cost as much again per message (200 streaming sessions).
+    let controller!: ReadableStreamDefaultController<AnyMessage>;
+    const readable = new ReadableStream<AnyMessage>({
       start: (c) => {
         controller = c;
       },
     });
     this.input = controller;
-    const decoder = new TextDecoder();
-    const writable = new WritableStream<Uint8Array>({
-      write: (chunk) => {
-        if (generation === this.generation) proc.write(decoder.decode(chunk));
+    const writable = new WritableStream<AnyMessage>({
+      write: (message) => {
+        if (generation === this.generation) proc.write(`${JSON.stringify(message)}\n`);
       },
     });
     this.gate = new LineGate(
       {
-        protocol: (line) => this.feed(line),
+        protocol: (_line, message) => this.feed(message, generation),
         other: (line) => this.tail.add(`stdout: ${line}`),
         oversized: (line) => this.onOversized(line),
       },
@@ -180,11 +180,7 @@ export class AcpTransport implements Transport {
       }),
     );
     const client = this.client(generation);
-    // The SDK must never be the one to refuse a line for size: LineGate enforces the cap first.
-    this.conn = new ClientSideConnection(
-      () => client,
-      ndJsonStream(writable, readable, { maxMessageBytes: this.maxLineBytes * 2 + 1024 }),
-    );
+    this.conn = new ClientSideConnection(() => client, { readable, writable });
     void this.handshake(generation);
   }
 
@@ -305,10 +301,23 @@ export class AcpTransport implements Transport {
     this.turn = undefined;
   }
 
-  /** One JSON-RPC line into the SDK. */
-  private feed(line: string): void {
+  /**
+   * One JSON-RPC message from the agent. Reply text (agent_message_chunk, nearly every message of a turn) goes
+   * straight to the turn, checked here field by field as onUpdate reads it; everything else goes through the SDK.
+   * The SDK's schema check of each session/update was a third of the bot's CPU with 200 sessions streaming.
+   * Order holds: a chunk is handled when its line arrives, so before the prompt's answer that follows it.
+   */
+  private feed(message: Record<string, unknown>, generation: number): void {
+    if (message.method === 'session/update' && !('id' in message)) {
+      const params = message.params as Record<string, unknown> | undefined;
+      const update = params?.update as Record<string, unknown> | undefined;
+      if (update?.sessionUpdate === 'agent_message_chunk') {
+        this.onUpdate(params!, generation);
+        return;
+      }
+    }
     try {
-      this.input?.enqueue(this.encoder.encode(`${line}\n`));
+      this.input?.enqueue(message as unknown as AnyMessage);
     } catch {
       // the stream closed (exit): nothing more to deliver
     }
@@ -493,7 +502,7 @@ export class AcpTransport implements Transport {
     if (kind.type === 'response' && kind.id !== undefined) {
       // The request it answers must not hang: hand the SDK an error in its place.
       this.feed(
-        JSON.stringify({
+        {
           jsonrpc: '2.0',
           id: kind.id,
           error: {
@@ -501,7 +510,8 @@ export class AcpTransport implements Transport {
             message: 'Internal error',
             data: `the agent's answer (${mb} MB) was over the bot's ${cap} line cap`,
           },
-        }),
+        },
+        this.generation,
       );
     } else if (kind.type === 'request' && kind.id !== undefined) {
       this.proc?.write(
