@@ -425,6 +425,19 @@ export class DiscordEmulator {
     this.gateway.dropConnections(code);
   }
 
+  /**
+   * The gateway goes silent: it stops reading every connection (open ones and new ones) while TCP stays up, so no
+   * heartbeat is acknowledged and a client's close frame is never answered (a discord.js `destroy()` then waits
+   * for its socket's own close timeout, 30 s). `releaseGateway()` reads again.
+   */
+  holdGateway(): void {
+    this.gateway.hold(true);
+  }
+
+  releaseGateway(): void {
+    this.gateway.hold(false);
+  }
+
   // ---- waiting --------------------------------------------------------------------------------------------
 
   /** Resolves with the first truthy value of `check`, polled every 10 ms; rejects naming `what` after the cap. */

@@ -88,6 +88,7 @@ export class Gateway {
   private readonly wss = new WebSocketServer({ noServer: true });
   private readonly connections = new Set<Connection>();
   private nextId = 0;
+  private held = false;
 
   constructor(private readonly opts: GatewayOptions) {}
 
@@ -147,6 +148,18 @@ export class Gateway {
     }
   }
 
+  /**
+   * Stops (or, with `false`, resumes) reading every connection, open or opened later; TCP stays up. Nothing the
+   * client sends is answered meanwhile, its close frame included: a gateway that went silent.
+   */
+  hold(held: boolean): void {
+    this.held = held;
+    for (const c of this.connections) {
+      if (held) c.socket.pause();
+      else c.socket.resume();
+    }
+  }
+
   /** Terminates every socket and closes the WebSocket server. */
   async close(): Promise<void> {
     for (const c of this.connections) c.socket.terminate();
@@ -167,6 +180,7 @@ export class Gateway {
     });
     socket.on('message', (raw, isBinary) => this.onFrame(connection, raw, isBinary));
     this.sendOp(connection, GatewayOpcodes.Hello, { heartbeat_interval: this.opts.heartbeatIntervalMs });
+    if (this.held) socket.pause();
   }
 
   private onFrame(c: Connection, raw: RawData, isBinary: boolean): void {

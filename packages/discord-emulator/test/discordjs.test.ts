@@ -370,6 +370,23 @@ describe('DiscordEmulator with a real discord.js client', () => {
     },
   );
 
+  it('holdGateway: a discord.js destroy() does not finish while the gateway is silent, and does once it is released', async () => {
+    const { emu, client: c } = await setup();
+    emu.holdGateway();
+    let destroyed = false;
+    const destroying = c.destroy().then(() => {
+      destroyed = true;
+    });
+    client = undefined;
+    // A REST round trip on loopback, far longer than answering a close frame takes: still unanswered.
+    expect((await fetch(`${emu.apiBase}/v10/gateway`)).status).toBe(200);
+    expect(destroyed).toBe(false);
+    expect(emu.connectedClients).toBe(1);
+    emu.releaseGateway();
+    await destroying;
+    await emu.waitFor(() => emu.connectedClients === 0, { what: 'the socket to close' });
+  });
+
   it('does not send message content without the MESSAGE_CONTENT intent, except when the bot is mentioned', async () => {
     emu = new DiscordEmulator();
     await emu.start();
