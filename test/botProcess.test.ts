@@ -17,6 +17,14 @@ import { waitFor } from './helpers/wait.js';
 
 const CLI = join(import.meta.dirname, '../dist/src/cli.js');
 
+type Protocol = 'classic' | 'acp';
+
+/** The fake's spelling of a slow, streaming reply in each of its modes. */
+const SLOW = { classic: 'fake:slow-reply', acp: 'fake:slow' } as const;
+
+/** The shutdown deadline runBot promises with KILL_GRACE_MS=500 (KILL_GRACE_MS + 5 s). */
+const DEADLINE_MS = 500 + 5000;
+
 let dir: string;
 let emu: DiscordEmulator;
 let alice: APIUser;
@@ -31,7 +39,12 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  for (const b of bots) if (b.exitCode === null && b.signalCode === null) b.kill('SIGKILL');
+  for (const b of bots) {
+    if (b.exitCode === null && b.signalCode === null) {
+      b.kill('SIGKILL');
+      await exitOf(b);
+    }
+  }
   bots.length = 0;
   await emu.stop();
   expect(alive(seen)).toEqual([]);
@@ -40,8 +53,14 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+interface Bot {
+  readonly proc: ChildProcess;
+  /** Everything the bot wrote on stdout and stderr so far. */
+  readonly output: () => string;
+}
+
 /** `threadwarden start` as its own process, against the emulator. */
-function startBot(env: Record<string, string> = {}): { proc: ChildProcess; output: () => string } {
+function startBot(protocol: Protocol, env: Record<string, string> = {}): Bot {
   const proc = spawn(process.execPath, [CLI, 'start'], {
     env: {
       PATH: process.env.PATH,
@@ -51,7 +70,7 @@ function startBot(env: Record<string, string> = {}): { proc: ChildProcess; outpu
       DISCORD_GUILD_ID: emu.guildId,
       ALLOWED_USER_IDS: alice.id,
       KIRO_CLI_PATH: fakeKiroPath(),
-      AGENT_PROTOCOL: 'classic',
+      AGENT_PROTOCOL: protocol,
       WORKSPACE_ROOT: join(dir, 'ws'),
       DATABASE_PATH: join(dir, 'tw.db'),
       KILL_GRACE_MS: '500',
@@ -73,6 +92,24 @@ function startBot(env: Record<string, string> = {}): { proc: ChildProcess; outpu
   });
   bots.push(proc);
   return { proc, output: () => out };
+}
+
+/** The bot's pino lines (JSON), in order; anything else it printed is skipped. */
+function logLines(bot: Bot): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  for (const line of bot.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line cut by the end of the output so far
+    }
+  }
+  return lines;
+}
+
+function connected(): boolean {
+  return emu.identifyCount > 0 && emu.registeredCommands(emu.guildId).length === COMMANDS.length;
 }
 
 /** Every live process carrying a marker whose owner is `ownerPid`. */
@@ -107,39 +144,43 @@ async function openSessions(count: number): Promise<string[]> {
   return threads;
 }
 
+/** Why each recorded session ended, read from the bot's database once it has exited. */
+function endReasons(): (string | null)[] {
+  const store = new Store(join(dir, 'tw.db'), { logger: silentLogger(), readonly: true });
+  const rows = store.history();
+  store.close();
+  return rows.map((r) => r.endReason);
+}
+
 async function exitOf(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (proc.exitCode !== null || proc.signalCode !== null)
     return { code: proc.exitCode, signal: proc.signalCode };
   return new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
-describe('the bot as a process', () => {
-  it('SIGTERM with live sessions: exit 0 within KILL_GRACE_MS + 5 s, no process left, every row "shutdown"', async () => {
-    const bot = startBot();
-    await waitFor(
-      () => emu.identifyCount > 0 && emu.registeredCommands(emu.guildId).length === COMMANDS.length,
-      'the bot to connect',
-      20_000,
-    );
-    await openSessions(3);
-    const tree = processesOwnedBy(bot.proc.pid!);
-    seen.push(...tree);
-    expect(tree.length).toBeGreaterThanOrEqual(9);
-    const t0 = performance.now();
-    bot.proc.kill('SIGTERM');
-    const { code } = await exitOf(bot.proc);
-    expect(code).toBe(0);
-    expect(performance.now() - t0).toBeLessThan(500 + 5000);
-    await expectAllGone(tree, 100);
-    const store = new Store(join(dir, 'tw.db'), { logger: silentLogger(), readonly: true });
-    const rows = store.history();
-    store.close();
-    expect(rows).toHaveLength(3);
-    expect(rows.map((r) => r.endReason)).toEqual(['shutdown', 'shutdown', 'shutdown']);
-  }, 90_000);
+describe.each(['classic', 'acp'] as const)('the bot as a process over %s', (protocol) => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s with live sessions: exit 0 within KILL_GRACE_MS + 5 s, no process left, every row "shutdown"',
+    async (signal) => {
+      const bot = startBot(protocol);
+      await waitFor(connected, 'the bot to connect', 20_000);
+      await openSessions(3);
+      const tree = processesOwnedBy(bot.proc.pid!);
+      seen.push(...tree);
+      expect(tree.length).toBeGreaterThanOrEqual(9);
+      const t0 = performance.now();
+      bot.proc.kill(signal);
+      const { code } = await exitOf(bot.proc);
+      expect(code).toBe(0);
+      expect(performance.now() - t0).toBeLessThan(DEADLINE_MS);
+      await expectAllGone(tree, 100);
+      expect(endReasons()).toEqual(['shutdown', 'shutdown', 'shutdown']);
+    },
+    90_000,
+  );
 
   it('after a SIGKILL of the bot with 20 live sessions, the next start reaps every old tree within 5 s, before new work, as bot_restart', async () => {
-    const first = startBot({ MAX_SESSIONS: '20' });
+    const first = startBot(protocol, { MAX_SESSIONS: '20' });
     await waitFor(() => emu.identifyCount > 0, 'the first bot to connect', 20_000);
     await openSessions(20);
     const orphans = processesOwnedBy(first.proc.pid!);
@@ -154,31 +195,25 @@ describe('the bot as a process', () => {
     }
 
     const t0 = performance.now();
-    const second = startBot();
+    const second = startBot(protocol);
     await expectAllGone(orphans, 5000);
     const reapMs = performance.now() - t0;
     await waitFor(() => emu.identifyCount > 1, 'the second bot to connect', 20_000);
     expect(reapMs).toBeLessThan(5000);
-    const store = new Store(join(dir, 'tw.db'), { logger: silentLogger(), readonly: true });
-    const rows = store.history();
-    store.close();
-    expect(rows).toHaveLength(20);
-    expect(new Set(rows.map((r) => r.endReason))).toEqual(new Set(['bot_restart']));
+    const reasons = endReasons();
+    expect(reasons).toHaveLength(20);
+    expect(new Set(reasons)).toEqual(new Set(['bot_restart']));
     second.proc.kill('SIGTERM');
     expect((await exitOf(second.proc)).code).toBe(0);
   }, 180_000);
 
   it('SIGTERM in the middle of many streaming turns: clean exit within the deadline, no orphans, every row closed', async () => {
-    const bot = startBot({ MAX_SESSIONS: '12' });
-    await waitFor(
-      () => emu.registeredCommands(emu.guildId).length === COMMANDS.length,
-      'the bot to connect',
-      20_000,
-    );
+    const bot = startBot(protocol, { MAX_SESSIONS: '12' });
+    await waitFor(connected, 'the bot to connect', 20_000);
     const threads = await openSessions(10);
     const tree = processesOwnedBy(bot.proc.pid!);
     seen.push(...tree);
-    for (const id of threads) emu.userSays(id, alice, 'fake:slow-reply 200 20');
+    for (const id of threads) emu.userSays(id, alice, `${SLOW[protocol]} 200 20`);
     await waitFor(
       () => threads.every((id) => emu.channelMessages(id).some((m) => m.content.includes('working…'))),
       'every thread to be streaming',
@@ -189,14 +224,62 @@ describe('the bot as a process', () => {
     const { code } = await exitOf(bot.proc);
     const ms = performance.now() - t0;
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(500 + 5000);
+    expect(ms).toBeLessThan(DEADLINE_MS);
     await expectAllGone(tree, 100);
-    const store = new Store(join(dir, 'tw.db'), { logger: silentLogger(), readonly: true });
-    const rows = store.history();
-    store.close();
-    expect(rows).toHaveLength(10);
-    expect(new Set(rows.map((r) => r.endReason))).toEqual(new Set(['shutdown']));
+    const reasons = endReasons();
+    expect(reasons).toHaveLength(10);
+    expect(new Set(reasons)).toEqual(new Set(['shutdown']));
     // Nothing was posted into a thread after shutdown began that Discord refused.
     expect(emu.errors()).toEqual([]);
   }, 120_000);
+
+  it('a second signal during shutdown SIGKILLs every tree at once, long before KILL_GRACE_MS, and exits 1 with every row "shutdown"', async () => {
+    // A grace the test would notice: the agents ignore SIGTERM, so only the second signal can end them early.
+    const bot = startBot(protocol, { KILL_GRACE_MS: '20000' });
+    await waitFor(connected, 'the bot to connect', 20_000);
+    await openSessions(3);
+    const tree = processesOwnedBy(bot.proc.pid!);
+    seen.push(...tree);
+    bot.proc.kill('SIGTERM');
+    await waitFor(
+      () => logLines(bot).some((l) => l.msg === 'shutting down'),
+      'the bot to begin its shutdown',
+      10_000,
+    );
+    const t0 = performance.now();
+    bot.proc.kill('SIGINT');
+    const { code } = await exitOf(bot.proc);
+    // SIGKILL of every tree (verified gone) plus at most 2 s for the sessions to record their end.
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(code).toBe(1);
+    await expectAllGone(tree, 100);
+    expect(endReasons()).toEqual(['shutdown', 'shutdown', 'shutdown']);
+    const forced = logLines(bot).find((l) => String(l.msg).startsWith('second signal (SIGINT)'));
+    expect(forced).toBeDefined();
+  }, 90_000);
+
+  it('a shutdown past its deadline (Discord never answers the gateway close) still exits 1 within the deadline + 2 s, saying what was unfinished, no agent left', async () => {
+    const bot = startBot(protocol);
+    await waitFor(connected, 'the bot to connect', 20_000);
+    await openSessions(2);
+    const tree = processesOwnedBy(bot.proc.pid!);
+    seen.push(...tree);
+    // discord.js's destroy() now waits for its socket's 30 s close timeout: far past the deadline.
+    emu.holdGateway();
+    const t0 = performance.now();
+    bot.proc.kill('SIGTERM');
+    const { code } = await exitOf(bot.proc);
+    const ms = performance.now() - t0;
+    expect(code).toBe(1);
+    expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS);
+    expect(ms).toBeLessThan(DEADLINE_MS + 2000);
+    await expectAllGone(tree, 100);
+    const passed = logLines(bot).find(
+      (l) => l.msg === 'shutdown deadline passed: killing every agent tree now',
+    );
+    expect(passed?.unfinished).toEqual({ step: 'discord', sessions: [] });
+    expect(passed?.handles).toHaveProperty('TCPSocketWrap');
+    // The sessions had ended before the gateway hung: their rows say so.
+    expect(endReasons()).toEqual(['shutdown', 'shutdown']);
+  }, 90_000);
 });

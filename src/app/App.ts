@@ -1,4 +1,5 @@
 import type { ClientOptions } from 'discord.js';
+import type { AgentSession } from '../agent/AgentSession.js';
 import type { AcpResume } from '../agent/acp/AcpTransport.js';
 import type { Config } from '../config/Config.js';
 import { DiscordBridge, type DiscordBridgeOptions } from '../discord/DiscordBridge.js';
@@ -44,6 +45,16 @@ export interface AppOptions {
   readonly reapScope?: (marker: Marker) => boolean;
 }
 
+/** The step of a shutdown that is running, in order; `done` once the lock is released. */
+export type ShutdownStep = 'sessions' | 'http' | 'discord' | 'database' | 'done';
+
+/** Where a shutdown stands: for the log line of a shutdown that missed its deadline. */
+export interface ShutdownProgress {
+  readonly step: ShutdownStep | 'not started';
+  /** Sessions whose tree is not gone yet (live or being torn down). */
+  readonly sessions: readonly { threadId: string; pid: number | undefined; state: string }[];
+}
+
 /**
  * One bot instance: lock, database, reaper, pool, monitor, metrics, HTTP and the Discord bridge, started in that
  * order and shut down in reverse. Orphans of an earlier instance are reaped before any new session can start.
@@ -65,6 +76,10 @@ export class App {
   reaped: ReapResult = { sessions: [], rowsClosed: 0, durationMs: 0 };
   private readonly lock: InstanceLock;
   private stopping: Promise<void> | undefined;
+  private step: ShutdownStep | undefined;
+  /** Every session started and not yet closed (its tree may still be dying). */
+  private readonly unclosed = new Set<AgentSession>();
+  private sessionsEnded: Promise<unknown> | undefined;
 
   private constructor(
     options: AppOptions,
@@ -89,6 +104,8 @@ export class App {
       sandboxStatus: sandbox.status,
     });
     this.recorder = new SessionRecorder({ pool: this.pool, store });
+    this.pool.on('sessionCreated', (s) => this.unclosed.add(s));
+    this.pool.on('sessionEnd', (s) => this.unclosed.delete(s));
     this.monitor = new ResourceMonitor({
       pool: this.pool,
       config: options.config,
@@ -177,18 +194,47 @@ export class App {
   shutdown(): Promise<void> {
     this.stopping ??= (async () => {
       const t0 = performance.now();
+      this.step = 'sessions';
       this.monitor.close();
-      const results = await this.pool.closeAll('shutdown');
+      const closing = this.pool.closeAll('shutdown');
+      this.sessionsEnded = closing.catch(() => undefined);
+      const results = await closing;
+      this.step = 'http';
       await this.http.close();
+      this.step = 'discord';
       await this.bridge.destroy();
+      this.step = 'database';
       this.recorder.close();
       this.store.close();
       this.lock.release();
+      this.step = 'done';
       this.logger.info(
         { sessions: results.length, ms: Math.round(performance.now() - t0) },
         'shut down: every session ended',
       );
     })();
     return this.stopping;
+  }
+
+  /** The running shutdown step and the sessions whose trees are not gone yet. */
+  shutdownProgress(): ShutdownProgress {
+    return {
+      step: this.step ?? 'not started',
+      sessions: [...this.unclosed].map((s) => ({ threadId: s.threadId, pid: s.pid, state: s.state })),
+    };
+  }
+
+  /**
+   * Resolves once every session the shutdown is ending has closed (its row written), or after `capMs`: a forced
+   * exit gives the sessions whose trees it SIGKILLed this long to record their end.
+   */
+  async sessionsClosed(capMs: number): Promise<void> {
+    if (!this.sessionsEnded) return;
+    let timer: NodeJS.Timeout | undefined;
+    const cap = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, capMs);
+    });
+    await Promise.race([this.sessionsEnded, cap]);
+    clearTimeout(timer);
   }
 }
