@@ -82,11 +82,20 @@ async function parallel<T>(
 }
 
 // ---- 1. churn and leaks ---------------------------------------------------------------------------------------
-async function churn(n: number): Promise<void> {
+type Protocol = 'classic' | 'acp';
+
+/** Pool settings per protocol: classic on the fake's line UI, ACP on its `kiro-cli acp` (MCP-like children on). */
+const PROTOCOL_POOL = {
+  classic: {},
+  acp: { agentProtocol: 'acp', kiroArgs: ['acp'], acpLoadTimeoutMs: 15_000 },
+} as const;
+
+async function churn(n: number, protocol: Protocol): Promise<void> {
   await settleGc();
   const rssBefore = rssMb();
-  const bp = makePool({ maxSessions: 1000, killGraceMs: GRACE, sessionIdleTtlMs: 60_000 });
-  const evictPool = makePool({ maxSessions: 1, killGraceMs: GRACE }, bp.table);
+  const proto = PROTOCOL_POOL[protocol];
+  const bp = makePool({ ...proto, maxSessions: 1000, killGraceMs: GRACE, sessionIdleTtlMs: 60_000 });
+  const evictPool = makePool({ ...proto, maxSessions: 1, killGraceMs: GRACE }, bp.table);
   const paths: EndReason[] = [
     'archived',
     'idle_ttl',
@@ -150,6 +159,7 @@ async function churn(n: number): Promise<void> {
       OWNER_DB: ownerDb,
       OWNER_WORKSPACES: join(bp.root, 'owner-ws'),
       OWNER_SESSIONS: '3',
+      OWNER_PROTOCOL: protocol,
     },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -185,8 +195,9 @@ async function churn(n: number): Promise<void> {
   const growth = rssMb() - rssBefore;
   const per1000 = (growth * 1000) / n;
 
-  // Baseline: SIGTERM to the process group, SIGKILL to the group after the grace, on the same kinds of agents.
-  const baseN = Math.min(n, quick ? 20 : 60);
+  // Baseline: SIGTERM to the process group, SIGKILL to the group after the grace, on the same kinds of agents
+  // (classic ones: the bare teardown is the same for both protocols, one run of it serves both rows).
+  const baseN = protocol === 'classic' ? Math.min(n, quick ? 20 : 60) : 0;
   const tag = `bench-baseline-${process.pid}-${Date.now()}`;
   const dir = tempDir('baseline');
   await parallel(
@@ -216,7 +227,8 @@ async function churn(n: number): Promise<void> {
   await sweepMarked(tag);
   rmSync(dir, { recursive: true, force: true });
 
-  results.churn = {
+  const all = (results.churn ??= {}) as Record<string, unknown>;
+  all[protocol] = {
     sessions: n,
     seconds,
     byReason: Object.fromEntries(counts),
@@ -224,17 +236,20 @@ async function churn(n: number): Promise<void> {
     rssBeforeMb: rssBefore,
     rssGrowthMb: growth,
     rssGrowthPer1000Mb: per1000,
-    baseline: { sessions: baseN, orphans: baselineOrphans, orphansPerSession: baselineOrphans / baseN },
+    ...(baseN > 0 && {
+      baseline: { sessions: baseN, orphans: baselineOrphans, orphansPerSession: baselineOrphans / baseN },
+    }),
   };
+  const ends = [...counts].map(([r, c]) => `${r} ${c}`).join(', ');
   row(
-    'churn',
-    `processes left after ${n} sessions, every end path`,
+    `churn (${protocol})`,
+    `processes left after ${n} sessions, every end path (${ends}), ${f1(seconds)} s`,
     String(leaked),
-    `${baselineOrphans} after ${baseN}`,
+    baseN > 0 ? `${baselineOrphans} after ${baseN}` : 'see the classic row',
     '0',
     leaked === 0,
   );
-  row('churn', 'bot RSS growth per 1000 sessions (MB)', f1(per1000), '-', '< 10', per1000 < 10);
+  row(`churn (${protocol})`, 'bot RSS growth per 1000 sessions (MB)', f1(per1000), '-', '< 10', per1000 < 10);
 }
 
 async function waitClosed(s: AgentSession): Promise<void> {
@@ -715,7 +730,10 @@ async function main(): Promise<void> {
   if (runs('teardown')) await teardown(quick ? 10 : 40);
   if (runs('spawn')) await spawnOverhead(quick ? 10 : 30);
   if (runs('scale')) await scale(quick ? 50 : 200);
-  if (runs('churn')) await churn(n);
+  if (runs('churn')) {
+    await churn(n, 'classic');
+    await churn(n, 'acp');
+  }
   if (runs('sandbox')) await sandbox(quick ? 10 : 30, n);
   if (runs('acp-first-reply')) await acpFirst(quick ? 20 : 200);
   if (runs('acp-streaming-200')) await acpStream(quick ? 50 : 200, 100);
