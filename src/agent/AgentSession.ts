@@ -95,6 +95,8 @@ export interface AgentSessionOptions {
   readonly killGraceMs: number;
   /** Give up when the agent is not ready this long after spawn, ms. */
   readonly spawnTimeoutMs: number;
+  /** AGENT_NICE: the agent runs at this lower CPU priority than the bot (0 or unset: unchanged). */
+  readonly agentNice?: number | undefined;
   /** The sandbox's hook on the spawn path. */
   /** Rewrites the spawn: a plain wrapper, or a sandbox (the agent's own pid is then found inside it). */
   readonly spawnWrapper?: SpawnWrapper | AgentSandbox | undefined;
@@ -270,6 +272,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
           mode: t.mode,
           ...(t.cols !== undefined && { cols: t.cols }),
           ...(t.rows !== undefined && { rows: t.rows }),
+          ...(o.agentNice !== undefined && { nice: o.agentNice }),
         },
         o.spawnWrapper,
       );

@@ -65,6 +65,7 @@ const schema = z.object({
   TRUST_ALL_TOOLS: boolean.default(false),
   AGENT_ENV_PASSTHROUGH: envName.default([]),
   AGENT_SANDBOX: z.enum(['auto', 'on', 'off'], { message: 'auto, on or off' }).default('auto'),
+  AGENT_NICE: int(0, 19).default(0),
   WORKSPACE_ROOT: z.string().min(1, 'a directory path').default('./data/workspaces'),
   DATABASE_PATH: z.string().min(1, 'a file path').default('./data/threadwarden.db'),
   HISTORY_RETENTION_DAYS: int(1, 36_500).default(90),
@@ -117,6 +118,8 @@ export interface Config {
   readonly agentEnvPassthrough: readonly string[];
   /** auto: sandbox each agent when bwrap works here, else run unsandboxed with a warning; on: refuse to start without one. */
   readonly agentSandbox: 'auto' | 'on' | 'off';
+  /** Each agent's session runs at this nice value (autogroup and process), below the bot's; 0 leaves it. */
+  readonly agentNice: number;
   readonly workspaceRoot: string;
   readonly databasePath: string;
   /** Ended sessions and events older than this many days are deleted from the history. */
@@ -222,6 +225,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     trustAllTools: c.TRUST_ALL_TOOLS,
     agentEnvPassthrough: Object.freeze(c.AGENT_ENV_PASSTHROUGH),
     agentSandbox: c.AGENT_SANDBOX,
+    agentNice: c.AGENT_NICE,
     workspaceRoot: c.WORKSPACE_ROOT,
     databasePath: c.DATABASE_PATH,
     historyRetentionDays: c.HISTORY_RETENTION_DAYS,

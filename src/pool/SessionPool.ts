@@ -35,7 +35,7 @@ export type PoolConfig = Pick<
   | 'turnQuietMs'
 > &
   /** Absent: classic (hand-built configs predate ACP); Config always sets them. */
-  Partial<Pick<Config, 'agentProtocol' | 'acpLoadTimeoutMs'>>;
+  Partial<Pick<Config, 'agentProtocol' | 'acpLoadTimeoutMs' | 'agentNice'>>;
 
 export interface SessionPoolOptions {
   readonly config: PoolConfig;
@@ -353,6 +353,7 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
       logger: this.log,
       killGraceMs: this.cfg.killGraceMs,
       spawnTimeoutMs: this.cfg.spawnTimeoutMs,
+      agentNice: this.cfg.agentNice,
       spawnWrapper: this.spawnWrapper,
       now: this.now,
     });

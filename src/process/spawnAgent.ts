@@ -3,6 +3,7 @@ import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import * as pty from 'node-pty';
+import { agentPriority } from './agentPriority.js';
 import { readProc } from './procfs.js';
 import type { AgentSandbox } from './sandbox/AgentSandbox.js';
 import type { HostPid } from './sandbox/locateAgent.js';
@@ -21,6 +22,8 @@ export interface SpawnSpec {
   /** Terminal size, pty mode only. */
   readonly cols?: number;
   readonly rows?: number;
+  /** AGENT_NICE: run the agent's session at this lower CPU priority (agentPriority.ts); 0 or unset leaves it. */
+  readonly nice?: number;
 }
 
 /**
@@ -70,11 +73,18 @@ export interface AgentProcess {
  * synchronously; an asynchronous failure (exec error) arrives as an exit.
  */
 export function spawnAgent(spec: SpawnSpec, wrap?: SpawnWrapper | AgentSandbox): AgentProcess {
+  let proc: AgentProcess;
   if (wrap === undefined || typeof wrap === 'function') {
     const s = wrap ? wrap(spec) : spec;
-    return s.mode === 'pty' ? spawnPty(s) : spawnPipes(s);
+    proc = s.mode === 'pty' ? spawnPty(s) : spawnPipes(s);
+  } else proc = spawnSandboxed(spec, wrap);
+  // The agent's own pid (in a sandbox too: its session is what competes with the bot for the CPU), and the
+  // sandbox's processes around it (a sandboxed ACP agent has a session of its own, apart from theirs).
+  if (spec.nice) {
+    agentPriority.lower(proc.pid, proc.startTime, spec.nice);
+    for (const p of proc.sandbox?.infra ?? []) agentPriority.lower(p.pid, p.startTime, spec.nice);
   }
-  return spawnSandboxed(spec, wrap);
+  return proc;
 }
 
 /**
