@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Readable, Writable } from 'node:stream';
@@ -156,6 +156,8 @@ export async function acpFirstReply(m: number): Promise<FirstReply> {
 
 export interface Streaming {
   sessions: number;
+  /** AGENT_NICE of the agents (0: the bot's own priority). */
+  agentNice: number;
   chunksPerTurn: number;
   chunkMs: number;
   lagP99Ms: number;
@@ -179,14 +181,94 @@ export interface Streaming {
   chunksDelivered: number;
   chunkEvents: number;
   streamSeconds: number;
+  /** The bot's main thread over the window (/proc/self/schedstat): ms on a CPU and ms runnable but waiting for one. */
+  mainOnCpuMs: number;
+  mainRunQueueMs: number;
+  /** The longest loop stall (gap between 5 ms probe ticks) and how much of it the main thread ran or waited. */
+  longestStall: { ms: number; onCpuMs: number; runQueueMs: number };
+  /** CPU the agents' processes used over the window (every process carrying the pool's marker), core-seconds. */
+  agentCpuSeconds: number;
 }
 
+/** The main thread's scheduler figures: ns on a CPU, ns runnable on a run queue (waiting for a CPU). */
+function schedstat(): { onCpu: number; wait: number } {
+  const [onCpu, wait] = readFileSync('/proc/self/schedstat', 'utf8').split(' ').map(Number);
+  return { onCpu: onCpu!, wait: wait! };
+}
+
+/**
+ * Ticks every 5 ms and keeps the longest gap between ticks with the main thread's own figures for it: a stall
+ * spent on the CPU is the bot's work, one spent on the run queue is other processes (the agents) holding the CPU.
+ */
+function stallProbe(): { stop(): { ms: number; onCpuMs: number; runQueueMs: number } } {
+  let last = { t: performance.now(), s: schedstat() };
+  let worst = { ms: 0, onCpuMs: 0, runQueueMs: 0 };
+  const timer = setInterval(() => {
+    const now = { t: performance.now(), s: schedstat() };
+    const gap = now.t - last.t;
+    if (gap > worst.ms)
+      worst = {
+        ms: gap,
+        onCpuMs: (now.s.onCpu - last.s.onCpu) / 1e6,
+        runQueueMs: (now.s.wait - last.s.wait) / 1e6,
+      };
+    last = now;
+  }, 5);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return worst;
+    },
+  };
+}
+
+/** CPU ticks of every process carrying a marker that contains `needle`. */
+function markedTicks(
+  table: { scan(): readonly { marker: string | undefined; cpuTicks: number }[] },
+  needle: string,
+): number {
+  let ticks = 0;
+  for (const p of table.scan()) if (p.marker?.includes(needle)) ticks += p.cpuTicks;
+  return ticks;
+}
+
+/**
+ * TW_BENCH_CPU_PROFILE=<file>: a V8 CPU profile of the bot over the measured window only (not the spawns before
+ * it), written as <file>-nice<N>.cpuprofile (open it in Chrome DevTools, or read its self times).
+ */
+async function windowProfiler(nice: number): Promise<{ stop(): Promise<void> }> {
+  const file = process.env.TW_BENCH_CPU_PROFILE;
+  if (!file) return { stop: async () => undefined };
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    stop: async () => {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(`${file}-nice${nice}.cpuprofile`, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const CLK_TCK = 100;
+
 /** S ACP sessions stream `fake:stream N` at once; lag, RSS beyond idle per session, chunks counted. */
-export async function acpStreaming(sessions: number, chunks: number): Promise<Streaming> {
+export async function acpStreaming(sessions: number, chunks: number, agentNice = 0): Promise<Streaming> {
   const chunkMs = 20;
   const env = { ...ACP_ENV, KIRO_FAKE_ACP_CHUNK_MS: String(chunkMs) };
   const bp = makePool(
-    { agentProtocol: 'acp', kiroArgs: ['acp'], acpLoadTimeoutMs: 60_000, maxSessions: sessions + 10 },
+    {
+      agentProtocol: 'acp',
+      kiroArgs: ['acp'],
+      acpLoadTimeoutMs: 60_000,
+      maxSessions: sessions + 10,
+      agentNice,
+    },
     undefined,
     false,
     env,
@@ -224,15 +306,23 @@ export async function acpStreaming(sessions: number, chunks: number): Promise<St
     const sampler = setInterval(() => {
       peakRss = Math.max(peakRss, rssMb());
     }, 100);
+    const profiler = await windowProfiler(agentNice);
+    const agents0 = markedTicks(bp.table, bp.pool.instanceId);
     lag.enable();
     streamLag.enable();
+    const probe = stallProbe();
     const cpu0 = process.cpuUsage();
     const box0 = boxCpu();
+    const sched0 = schedstat();
     const t0 = performance.now();
     const turns = await Promise.all(all.map((s) => s.prompt(`fake:stream ${chunks}`)));
     const tEnd = performance.now();
+    const sched1 = schedstat();
     const cpu = process.cpuUsage(cpu0);
     const box1 = boxCpu();
+    const longestStall = probe.stop();
+    const agentCpuSeconds = (markedTicks(bp.table, bp.pool.instanceId) - agents0) / CLK_TCK;
+    await profiler.stop();
     const streamSeconds = (tEnd - t0) / 1000;
     lag.disable();
     streamLag.disable();
@@ -257,6 +347,7 @@ export async function acpStreaming(sessions: number, chunks: number): Promise<St
     }
     return {
       sessions,
+      agentNice,
       chunksPerTurn: chunks,
       chunkMs,
       lagP99Ms: lag.percentile(99) / 1e6,
@@ -275,6 +366,10 @@ export async function acpStreaming(sessions: number, chunks: number): Promise<St
       chunksDelivered: delivered,
       chunkEvents,
       streamSeconds,
+      mainOnCpuMs: (sched1.onCpu - sched0.onCpu) / 1e6,
+      mainRunQueueMs: (sched1.wait - sched0.wait) / 1e6,
+      longestStall,
+      agentCpuSeconds,
     };
   } finally {
     await bp.pool.closeAll('shutdown');
