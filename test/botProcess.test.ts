@@ -38,6 +38,7 @@ beforeEach(async () => {
   alice = emu.createUser('alice');
 });
 
+/** The standard end of a test (as BotHarness.disposeChecked): leftovers killed first, then the checks. */
 afterEach(async () => {
   for (const b of bots) {
     if (b.exitCode === null && b.signalCode === null) {
@@ -46,11 +47,14 @@ afterEach(async () => {
     }
   }
   bots.length = 0;
-  await emu.stop();
-  expect(alive(seen)).toEqual([]);
+  const left = alive(seen);
   await killAll(seen);
   seen.length = 0;
+  await emu.stop();
   rmSync(dir, { recursive: true, force: true });
+  expect(emu.errors().map((e) => ({ route: e.route, status: e.status, response: e.response }))).toEqual([]);
+  expect(emu.unarchivedByBotPost).toBe(0);
+  expect(left, 'processes left after the bot exited').toEqual([]);
 });
 
 interface Bot {

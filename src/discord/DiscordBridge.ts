@@ -27,6 +27,7 @@ import { AttachmentIntake, type IncomingAttachment, refusalText } from './Attach
 import type { BridgeConfig } from './BridgeConfig.js';
 import { COMMANDS } from './commands.js';
 import { DiscordThreadSink } from './DiscordThreadSink.js';
+import { GlobalRequestPacer } from './GlobalRequestPacer.js';
 import { NO_MENTIONS_JS } from './noMentions.js';
 import { isPermissionButton, PermissionPrompts } from './PermissionPrompt.js';
 import { SlashCommands } from './SlashCommands.js';
@@ -162,9 +163,15 @@ export class DiscordBridge {
       partials: [Partials.Channel, Partials.Message, Partials.GuildMember],
       allowedMentions: { parse: [], repliedUser: false },
       ...options.clientOptions,
-      // Under Discord's global 50 requests/s with a margin: discord.js's own window and Discord's do not line up, so
-      // a burst (a shutdown ending many turns at once) at exactly 50/s still drew global 429s.
-      rest: { api: this.cfg.discordApiBase, globalRequestsPerSecond: 40, ...options.clientOptions?.rest },
+      // Discord's global 50/s: the pacer keeps every window Discord can draw under it (discord.js's fixed window
+      // opens one latency before Discord's, see GlobalRequestPacer); discord.js's own limit, at the pacer's average
+      // rate, makes requests wait before its 15 s request timeout starts rather than inside it.
+      rest: {
+        api: this.cfg.discordApiBase,
+        globalRequestsPerSecond: 36,
+        makeRequest: new GlobalRequestPacer().makeRequest(),
+        ...options.clientOptions?.rest,
+      },
     });
     this.client.rest.on(RESTEvents.Response, (request, response) => {
       if (response.status === 429) {
