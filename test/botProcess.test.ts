@@ -262,6 +262,29 @@ describe.each(['classic', 'acp'] as const)('the bot as a process over %s', (prot
     expect(forced).toBeDefined();
   }, 90_000);
 
+  it('SIGTERM during a start-up that cannot finish (the gateway never answers IDENTIFY): exit 1 within the deadline + 2 s, nothing left', async () => {
+    emu.holdGateway();
+    const bot = startBot(protocol);
+    await waitFor(
+      () => emu.requestLog.some((e) => e.route === 'GET /gateway/bot'),
+      'the bot to look up the gateway',
+      20_000,
+    );
+    const t0 = performance.now();
+    bot.proc.kill('SIGTERM');
+    const { code } = await exitOf(bot.proc);
+    const ms = performance.now() - t0;
+    expect(code).toBe(1);
+    expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS);
+    expect(ms).toBeLessThan(DEADLINE_MS + 2000);
+    expect(processesOwnedBy(bot.proc.pid!)).toEqual([]);
+    const passed = logLines(bot).find(
+      (l) => l.msg === 'shutdown deadline passed: killing every agent tree now',
+    );
+    expect(passed?.unfinished).toEqual({ step: 'start-up', sessions: [] });
+    expect(endReasons()).toEqual([]);
+  }, 60_000);
+
   it('a shutdown past its deadline (Discord never answers the gateway close) still exits 1 within the deadline + 2 s, saying what was unfinished, no agent left', async () => {
     const bot = startBot(protocol);
     await waitFor(connected, 'the bot to connect', 20_000);

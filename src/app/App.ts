@@ -43,6 +43,8 @@ export interface AppOptions {
   readonly instanceId?: string;
   /** Which earlier instances' leftovers the start-up reaper may end; default all (see ReapOptions.owns). */
   readonly reapScope?: (marker: Marker) => boolean;
+  /** Called with the instance as soon as it exists, before it connects: a forced exit during start-up needs its pool. */
+  readonly onCreated?: (app: App) => void;
 }
 
 /** The step of a shutdown that is running, in order; `done` once the lock is released. */
@@ -50,7 +52,8 @@ export type ShutdownStep = 'sessions' | 'http' | 'discord' | 'database' | 'done'
 
 /** Where a shutdown stands: for the log line of a shutdown that missed its deadline. */
 export interface ShutdownProgress {
-  readonly step: ShutdownStep | 'not started';
+  /** `start-up`: the signal came while the instance was still starting, its shutdown has not begun. */
+  readonly step: ShutdownStep | 'start-up';
   /** Sessions whose tree is not gone yet (live or being torn down). */
   readonly sessions: readonly { threadId: string; pid: number | undefined; state: string }[];
 }
@@ -177,6 +180,7 @@ export class App {
       );
     }
     const app = new App(options, lock, store, table, sandbox);
+    options.onCreated?.(app);
     app.reaped = reaped;
     app.metrics.recordReaped(reaped.sessions.reduce((n, s) => n + s.pids.length, 0));
     try {
@@ -219,7 +223,7 @@ export class App {
   /** The running shutdown step and the sessions whose trees are not gone yet. */
   shutdownProgress(): ShutdownProgress {
     return {
-      step: this.step ?? 'not started',
+      step: this.step ?? 'start-up',
       sessions: [...this.unclosed].map((s) => ({ threadId: s.threadId, pid: s.pid, state: s.state })),
     };
   }

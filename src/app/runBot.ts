@@ -16,15 +16,19 @@ function activeHandles(): Record<string, number> {
 }
 
 /**
- * `threadwarden start`: runs until SIGTERM or SIGINT, then shuts down within KILL_GRACE_MS + 5 s (exit 0). A
- * second signal, or a shutdown past the deadline, SIGKILLs every agent tree at once, logs what was unfinished and
- * exits 1 whatever handle (a gateway socket that never closes, a request in flight) is still open. A signal
- * during start-up is honoured as soon as start-up has finished.
+ * `threadwarden start`: runs until SIGTERM or SIGINT, then shuts down within KILL_GRACE_MS + 5 s of the signal
+ * (exit 0). A second signal, or a shutdown past the deadline, SIGKILLs every agent tree at once, logs what was
+ * unfinished and exits 1 whatever handle (a gateway socket that never closes, a request in flight) is still open.
+ * A signal during start-up is honoured as soon as start-up has finished, within the same deadline: a start-up
+ * that cannot finish (Discord not answering) is a forced exit too.
  */
 export async function runBot(config: Config): Promise<number> {
   const logger = createLogger(config.logLevel);
+  const deadlineMs = config.killGraceMs + 5000;
   let app: App | undefined;
   let signals = 0;
+  let deadlineAt = 0;
+  let deadline: NodeJS.Timeout | undefined;
   let stop!: (signal: NodeJS.Signals) => void;
   const stopped = new Promise<NodeJS.Signals>((resolve) => {
     stop = resolve;
@@ -38,6 +42,12 @@ export async function runBot(config: Config): Promise<number> {
     signals++;
     if (signals === 1) {
       logger.info({ signal }, 'shutting down');
+      deadlineAt = performance.now() + deadlineMs;
+      // Ref'd while the shutdown runs: an await with no handle behind it must not let the process end silently.
+      deadline = setTimeout(
+        () => void forceExit('shutdown deadline passed: killing every agent tree now'),
+        deadlineMs,
+      );
       stop(signal);
       return;
     }
@@ -46,21 +56,21 @@ export async function runBot(config: Config): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    app = await App.start({ config, logger });
+    app = await App.start({
+      config,
+      logger,
+      onCreated: (created) => {
+        app = created;
+      },
+    });
   } catch (err) {
+    clearTimeout(deadline);
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     throw err;
   }
   const running = app;
   await stopped;
-  const deadlineMs = config.killGraceMs + 5000;
-  const deadlineAt = performance.now() + deadlineMs;
-  // Ref'd while the shutdown runs: an await with no handle behind it must not let the process end silently.
-  const deadline = setTimeout(
-    () => void forceExit('shutdown deadline passed: killing every agent tree now'),
-    deadlineMs,
-  );
   await running.shutdown();
   clearTimeout(deadline);
   // Shut down: the process ends when the event loop drains. A handle still holding it at the deadline (this
@@ -78,7 +88,8 @@ export async function runBot(config: Config): Promise<number> {
  * agent behind), give the sessions a moment to record their end, then exit 1 whatever is still open.
  */
 async function forcedExit(logger: Logger, app: App | undefined, why: string): Promise<never> {
-  logger.error({ unfinished: app?.shutdownProgress(), handles: activeHandles() }, why);
+  const unfinished = app?.shutdownProgress() ?? { step: 'start-up', sessions: [] };
+  logger.error({ unfinished, handles: activeHandles() }, why);
   try {
     if (app) {
       await app.pool.forceKillAll();
