@@ -7,7 +7,18 @@ import { type Client, ClientSideConnection, ndJsonStream } from '@agentclientpro
 import type { AgentSession } from '../src/agent/AgentSession.js';
 import { fakeKiroPath } from '../src/paths.js';
 import { MARKER_VAR } from '../src/process/procfs.js';
-import { AGENT_ENV, makePool, percentile, rssMb, settleGc, sweepMarked, tempDir, threadId } from './lib.js';
+import {
+  AGENT_ENV,
+  makePool,
+  percentile,
+  rssMb,
+  schedstat,
+  settleGc,
+  stallProbe,
+  sweepMarked,
+  tempDir,
+  threadId,
+} from './lib.js';
 
 /** The ACP fake's environment for both sides: no MCP servers (start-up only, not the measured path), quiet stderr. */
 export const ACP_ENV = { ...AGENT_ENV, KIRO_FAKE_ACP_MCP: '0', KIRO_FAKE_ACP_QUIET: '1' };
@@ -188,38 +199,6 @@ export interface Streaming {
   longestStall: { ms: number; onCpuMs: number; runQueueMs: number };
   /** CPU the agents' processes used over the window (every process carrying the pool's marker), core-seconds. */
   agentCpuSeconds: number;
-}
-
-/** The main thread's scheduler figures: ns on a CPU, ns runnable on a run queue (waiting for a CPU). */
-function schedstat(): { onCpu: number; wait: number } {
-  const [onCpu, wait] = readFileSync('/proc/self/schedstat', 'utf8').split(' ').map(Number);
-  return { onCpu: onCpu!, wait: wait! };
-}
-
-/**
- * Ticks every 5 ms and keeps the longest gap between ticks with the main thread's own figures for it: a stall
- * spent on the CPU is the bot's work, one spent on the run queue is other processes (the agents) holding the CPU.
- */
-function stallProbe(): { stop(): { ms: number; onCpuMs: number; runQueueMs: number } } {
-  let last = { t: performance.now(), s: schedstat() };
-  let worst = { ms: 0, onCpuMs: 0, runQueueMs: 0 };
-  const timer = setInterval(() => {
-    const now = { t: performance.now(), s: schedstat() };
-    const gap = now.t - last.t;
-    if (gap > worst.ms)
-      worst = {
-        ms: gap,
-        onCpuMs: (now.s.onCpu - last.s.onCpu) / 1e6,
-        runQueueMs: (now.s.wait - last.s.wait) / 1e6,
-      };
-    last = now;
-  }, 5);
-  return {
-    stop: () => {
-      clearInterval(timer);
-      return worst;
-    },
-  };
 }
 
 /** CPU ticks of every process carrying a marker that contains `needle`. */

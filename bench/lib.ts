@@ -177,3 +177,35 @@ export async function settleGc(): Promise<void> {
     await sleep(50);
   }
 }
+
+/** The main thread's scheduler figures: ns on a CPU, ns runnable on a run queue (waiting for a CPU). */
+export function schedstat(): { onCpu: number; wait: number } {
+  const [onCpu, wait] = readFileSync('/proc/self/schedstat', 'utf8').split(' ').map(Number);
+  return { onCpu: onCpu!, wait: wait! };
+}
+
+/**
+ * Ticks every 5 ms and keeps the longest gap between ticks with the main thread's own figures for it: a stall
+ * spent on the CPU is the bot's work, one spent on the run queue is other processes (the agents) holding the CPU.
+ */
+export function stallProbe(): { stop(): { ms: number; onCpuMs: number; runQueueMs: number } } {
+  let last = { t: performance.now(), s: schedstat() };
+  let worst = { ms: 0, onCpuMs: 0, runQueueMs: 0 };
+  const timer = setInterval(() => {
+    const now = { t: performance.now(), s: schedstat() };
+    const gap = now.t - last.t;
+    if (gap > worst.ms)
+      worst = {
+        ms: gap,
+        onCpuMs: (now.s.onCpu - last.s.onCpu) / 1e6,
+        runQueueMs: (now.s.wait - last.s.wait) / 1e6,
+      };
+    last = now;
+  }, 5);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return worst;
+    },
+  };
+}
