@@ -489,8 +489,8 @@ async function scaleRun(sessions: number, nice: number): Promise<void> {
   );
   row(
     sc,
-    "where the loop's time went: bot main thread on a CPU / waiting for one (ms); longest stall (ms) = on CPU + waiting",
-    `${f1(stream.mainOnCpuMs)} / ${f1(stream.mainRunQueueMs)}; ${f1(stall.ms)} = ${f1(stall.onCpuMs)} + ${f1(stall.runQueueMs)}`,
+    "where the loop's time went: bot main thread on a CPU / waiting for one (ms); longest stall (ms) = on CPU + waiting + blocked (asleep in a syscall: fsync, a /proc read)",
+    `${f1(stream.mainOnCpuMs)} / ${f1(stream.mainRunQueueMs)}; ${f1(stall.ms)} = ${f1(stall.onCpuMs)} + ${f1(stall.runQueueMs)} + ${f1(Math.max(0, stall.ms - stall.onCpuMs - stall.runQueueMs))}`,
     '-',
     '-',
     null,
@@ -740,8 +740,8 @@ async function acpStream(sessions: number, chunks: number): Promise<void> {
     );
     row(
       sc,
-      "where the loop's time went: bot main thread on a CPU / waiting for one (ms, /proc/self/schedstat); longest stall (ms) = on CPU + waiting",
-      `${f1(r.mainOnCpuMs)} / ${f1(r.mainRunQueueMs)}; ${f1(r.longestStall.ms)} = ${f1(r.longestStall.onCpuMs)} + ${f1(r.longestStall.runQueueMs)}`,
+      "where the loop's time went: bot main thread on a CPU / waiting for one (ms, /proc/self/schedstat); longest stall (ms) = on CPU + waiting + blocked (asleep in a syscall: fsync, a /proc read)",
+      `${f1(r.mainOnCpuMs)} / ${f1(r.mainRunQueueMs)}; ${f1(r.longestStall.ms)} = ${f1(r.longestStall.onCpuMs)} + ${f1(r.longestStall.runQueueMs)} + ${f1(Math.max(0, r.longestStall.ms - r.longestStall.onCpuMs - r.longestStall.runQueueMs))}`,
       '-',
       '-',
       null,
