@@ -67,13 +67,23 @@ function limitedWorld() {
   const groups = new Map<number, number>();
   const starts = new Map<number, number>();
   const writes: number[] = [];
+  /** Processes still in the bot's group (a pty child before its setsid); the bot's group is "/autogroup-1". */
+  const inBotGroup = new Set<number>();
+  let botNice = 0;
   const fs: PriorityFs = {
-    readAutogroup: (pid) => (groups.has(pid) ? `/autogroup-${pid} nice ${groups.get(pid)}\n` : undefined),
+    readAutogroup: (pid) =>
+      inBotGroup.has(pid)
+        ? `/autogroup-1 nice ${botNice}\n`
+        : groups.has(pid)
+          ? `/autogroup-${pid} nice ${groups.get(pid)}\n`
+          : undefined,
+    readOwnAutogroup: () => `/autogroup-1 nice ${botNice}\n`,
     writeAutogroup: (pid, nice) => {
       if (now - lastWrite < 100) throw Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' });
       lastWrite = now;
       writes.push(pid);
-      groups.set(pid, nice);
+      if (inBotGroup.has(pid)) botNice = nice;
+      else groups.set(pid, nice);
     },
     setNice: () => undefined,
     startTime: (pid) => starts.get(pid),
@@ -85,6 +95,8 @@ function limitedWorld() {
   return {
     fs,
     groups,
+    inBotGroup,
+    botNice: () => botNice,
     starts,
     writes,
     spawn,
@@ -114,6 +126,27 @@ describe('PriorityKeeper under the kernel’s write limit', () => {
     expect(w.groups.get(104)).toBe(0);
     expect(w.writes).not.toContain(104);
     expect(new Set(w.writes).size).toBe(w.writes.length);
+  });
+
+  it('never lowers the bot’s own group: a pty child handed over before its setsid is lowered once it has its own', () => {
+    const w = limitedWorld();
+    const keeper = new PriorityKeeper(w.fs, w.clock);
+    w.spawn(300, 3000);
+    w.inBotGroup.add(300);
+    keeper.lower(300, 3000, 19);
+    w.advance(110);
+    keeper.tick();
+    expect(w.botNice()).toBe(0);
+    expect(w.writes).toEqual([]);
+    // The child calls setsid: a group of its own, at nice 0.
+    w.inBotGroup.delete(300);
+    for (let i = 0; i < 30 && keeper.pending > 0; i++) {
+      w.advance(110);
+      keeper.tick();
+    }
+    keeper.close();
+    expect(w.botNice()).toBe(0);
+    expect(w.groups.get(300)).toBe(19);
   });
 
   it('looks again after a late setsid (a new group at nice 0) and lowers that group too', () => {

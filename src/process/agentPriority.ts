@@ -10,9 +10,11 @@ import { readProc } from './procfs.js';
  * So the agent's autogroup nice is set (/proc/<pid>/autogroup, which covers every process of its session, also
  * those started later), and its own nice too (kernels without autogroup; what it starts afterwards inherits it).
  *
- * Two things make the autogroup write need a second look: the kernel allows an unprivileged process one write per
- * 100 ms (EAGAIN otherwise), and a sandboxed ACP agent calls setsid (a new group) a moment after it appears. So a
- * keeper looks again at RECHECK_MS and retries a refused write every RETRY_MS until the group shows the value.
+ * Three things make the autogroup write need care: the kernel allows an unprivileged process one write per 100 ms
+ * (EAGAIN otherwise); a sandboxed ACP agent calls setsid (a new group) a moment after it appears; and a pty child
+ * is handed over right after fork, before it has called setsid, while it is still in the bot's own group. A write
+ * then would lower the bot itself, so nothing is written while the agent shares the bot's group: the keeper looks
+ * again at RECHECK_MS and retries every RETRY_MS until the agent's own group shows the value.
  */
 
 /** When to look again after the first write, ms after it (a later setsid starts a new group at nice 0). */
@@ -25,6 +27,8 @@ const GIVE_UP_MS = 120_000;
 export interface PriorityFs {
   /** /proc/<pid>/autogroup's text, or undefined when the file is missing (no autogroup, or the process is gone). */
   readAutogroup(pid: number): string | undefined;
+  /** The bot's own autogroup text (/proc/self/autogroup). */
+  readOwnAutogroup(): string | undefined;
   /** Writes the autogroup nice; throws the errno error. */
   writeAutogroup(pid: number, nice: number): void;
   setNice(pid: number, nice: number): void;
@@ -35,6 +39,13 @@ const procFs: PriorityFs = {
   readAutogroup: (pid) => {
     try {
       return readFileSync(`/proc/${pid}/autogroup`, 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+  readOwnAutogroup: () => {
+    try {
+      return readFileSync('/proc/self/autogroup', 'utf8');
     } catch {
       return undefined;
     }
@@ -58,6 +69,11 @@ interface Entry {
 export function autogroupNice(text: string | undefined): number | undefined {
   const m = text === undefined ? null : /nice\s+(-?\d+)/.exec(text);
   return m ? Number(m[1]) : undefined;
+}
+
+/** The group's name, e.g. "/autogroup-1234 nice 19" → "/autogroup-1234". */
+export function autogroupName(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : /^\S+/.exec(text)?.[0];
 }
 
 export class PriorityKeeper {
@@ -95,6 +111,7 @@ export class PriorityKeeper {
     this.timer = undefined;
     const now = this.now();
     let limited = false;
+    const own = autogroupName(this.fs.readOwnAutogroup());
     const keep: Entry[] = [];
     for (const e of this.entries) {
       if (e.due > now) {
@@ -102,8 +119,15 @@ export class PriorityKeeper {
         continue;
       }
       if (this.fs.startTime(e.pid) !== e.startTime || now - e.since > GIVE_UP_MS) continue;
-      const shown = autogroupNice(this.fs.readAutogroup(e.pid));
+      const text = this.fs.readAutogroup(e.pid);
+      const shown = autogroupNice(text);
       if (shown === undefined) continue; // no autogroup here: the process nice is all there is
+      if (own !== undefined && autogroupName(text) === own) {
+        // Not in a session of its own yet (a pty child before its setsid): writing now would lower the bot.
+        e.due = now + RETRY_MS;
+        keep.push(e);
+        continue;
+      }
       if (shown < e.nice) {
         if (limited) {
           e.due = now + RETRY_MS;
