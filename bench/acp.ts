@@ -199,6 +199,8 @@ export interface Streaming {
   longestStall: { ms: number; onCpuMs: number; runQueueMs: number };
   /** CPU the agents' processes used over the window (every process carrying the pool's marker), core-seconds. */
   agentCpuSeconds: number;
+  /** CPU of everything else on the box over the window (busy time less the bot's and the agents'), core-seconds. */
+  otherCpuSeconds: number;
 }
 
 /** CPU ticks of every process carrying a marker that contains `needle`. */
@@ -349,6 +351,10 @@ export async function acpStreaming(sessions: number, chunks: number, agentNice =
       mainRunQueueMs: (sched1.wait - sched0.wait) / 1e6,
       longestStall,
       agentCpuSeconds,
+      otherCpuSeconds: Math.max(
+        0,
+        (box1.busy - box0.busy) / CLK_TCK - agentCpuSeconds - (cpu.user + cpu.system) / 1e6,
+      ),
     };
   } finally {
     await bp.pool.closeAll('shutdown');

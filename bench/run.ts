@@ -748,8 +748,8 @@ async function acpStream(sessions: number, chunks: number): Promise<void> {
     );
     row(
       sc,
-      `CPU over the ${f1(r.streamSeconds)} s window: bot (% of one core) / agents (core-seconds) / whole box (% of all cores)`,
-      `${f1(r.botCpuPercent)} / ${f1(r.agentCpuSeconds)} / ${f1(r.boxBusyPercent)}`,
+      `CPU over the ${f1(r.streamSeconds)} s window: bot (% of one core) / agents (core-seconds) / other processes of the box (core-seconds) / whole box (% of all cores)`,
+      `${f1(r.botCpuPercent)} / ${f1(r.agentCpuSeconds)} / ${f1(r.otherCpuSeconds)} / ${f1(r.boxBusyPercent)}`,
       '-',
       '-',
       null,
