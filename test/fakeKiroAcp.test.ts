@@ -729,6 +729,57 @@ describe('fake kiro-cli acp: test behaviours', () => {
     await endByEof(f);
   });
 
+  it('fake:flood MB: every numbered 100-byte line in order, in chunks of about 64 KiB, then the done line', async () => {
+    const f = fake();
+    const sid = await f.start();
+    const t = await f.prompt(sid, 'fake:flood 2', 20_000);
+    expect(t.response.result).toEqual({ stopReason: 'end_turn' });
+    const chunks = t.updates.filter((u) => u.sessionUpdate === 'agent_message_chunk');
+    // Frames far below a client's line cap, many of them: a flood of ordinary frames, not one huge line.
+    expect(chunks.length).toBeGreaterThanOrEqual(32);
+    for (const c of chunks) expect((c.content.text as string).length).toBeLessThanOrEqual(66 * 1024);
+    const numbers = [...t.text.matchAll(/^flood line (\d{9}) x{78}$/gm)].map((m) => Number(m[1]));
+    expect(numbers).toEqual(numbers.map((_, i) => i));
+    expect(numbers.length * 100).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    expect(t.text.endsWith(`\nflood done: ${numbers.length} lines`)).toBe(true);
+    await endByEof(f);
+  });
+
+  it('fake:silent MS: no frame for MS ms, then done; session/cancel ends it with cancelled at once', async () => {
+    const f = fake();
+    const sid = await f.start();
+    let from = f.frames.length;
+    const t0 = performance.now();
+    let id = f.call('session/prompt', {
+      sessionId: sid,
+      prompt: [{ type: 'text', text: 'fake:silent 300' }],
+    });
+    const first = await f.waitFrame(
+      (x) => x.method === 'session/update',
+      'the first update of the turn',
+      from,
+    );
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(295);
+    expect(first.params.update).toEqual({
+      sessionUpdate: 'agent_message_chunk',
+      content: { type: 'text', text: 'done' },
+    });
+    const t = turnOf(f.frames.slice(from), await f.response(id));
+    expect(t.response.result).toEqual({ stopReason: 'end_turn' });
+    expect(t.text).toBe('done');
+
+    from = f.frames.length;
+    id = f.call('session/prompt', { sessionId: sid, prompt: [{ type: 'text', text: 'fake:silent 60000' }] });
+    const t1 = performance.now();
+    f.notify('session/cancel', { sessionId: sid });
+    const cancelled = await f.response(id);
+    expect(cancelled.result).toEqual({ stopReason: 'cancelled' });
+    expect(performance.now() - t1).toBeLessThan(500);
+    expect(turnOf(f.frames.slice(from), cancelled).updates).toEqual([]);
+    expect((await f.prompt(sid, 'after')).text).toBe('You said: after');
+    await endByEof(f);
+  });
+
   it('fake:echo reports the blocks received; fake:sha their digest; other reply text names attachments', async () => {
     const f = fake();
     const sid = await f.start();
