@@ -126,3 +126,24 @@ describe('ReplyStream and Discord’s one-hour edit limit (hand-moved clock)', (
     expect([...full.content.values()]).toEqual(['x'.repeat(1990), '-# 0.42 credits']);
   });
 });
+
+describe('ReplyStream when the session ends under the turn', () => {
+  it('text that arrived but was not posted yet is posted with the cut-off note, never dropped', async () => {
+    const sink = new RecordingSink(() => 0);
+    const stream = new ReplyStream(sink, () => 'partial output', { editIntervalMs: 1500, now: () => 0 });
+    // Forced interleaving: the agent's last chunk schedules a refresh, and the session ends before it runs.
+    stream.update();
+    await stream.abort('(session ended: crashed)');
+    expect(sink.ops.map((o) => [o.op, o.content])).toEqual([
+      ['send', 'partial output\n-# (session ended: crashed)'],
+    ]);
+  });
+
+  it('a turn that had said nothing posts nothing', async () => {
+    const sink = new RecordingSink(() => 0);
+    const stream = new ReplyStream(sink, () => ' \n', { now: () => 0 });
+    stream.update();
+    await stream.abort('(session ended: crashed)');
+    expect(sink.ops).toEqual([]);
+  });
+});

@@ -153,15 +153,16 @@ export class ReplyStream {
   }
 
   /** Stops streaming without a final reply (the session ended); the streaming message is marked as cut off, or,
-   * when it is too old to edit, what it would show is posted anew. */
+   * when it is too old to edit or was never posted (the agent died right after its last words, before the next
+   * refresh), what it would show is posted anew: text the agent said is never dropped. */
   async abort(note: string): Promise<void> {
     this.stop();
     await this.pacer.settled;
-    if (this.messageId === undefined) return;
     const text = this.read();
+    if (this.messageId === undefined && text.trim() === '') return;
     const shown = text.trim() === '' ? this.preview : streamPreview(text, this.partLimit - NOTE_ROOM);
     const content = `${shown}\n-# ${note.slice(0, NOTE_ROOM - 4)}`;
-    if (this.editable()) await this.sink.edit(this.messageId, content);
+    if (this.messageId !== undefined && this.editable()) await this.sink.edit(this.messageId, content);
     else await this.sink.send(content);
   }
 }
