@@ -1,18 +1,96 @@
 import type Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { AgentSession } from '../src/agent/AgentSession.js';
+import { readMarker, scanProcesses } from '../src/process/procfs.js';
 import { BotHarness } from './helpers/botHarness.js';
 import { reportedHostPids } from './helpers/namespace.js';
-import { alive, expectAllGone, killAll } from './helpers/processes.js';
+import { alive, expectAllGone, killAll, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
+type Protocol = 'classic' | 'acp';
+const PROTOCOLS = ['classic', 'acp'] as const;
+
+/** A way to make kiro fail at start: its name, the fake's switches, words of the agent the thread must show. */
+type StartupFailure = [name: string, env: Record<string, string>, words: string];
+
+/** What differs per protocol: the fake's spelling of a behaviour, and how each kiro fails at start. */
+const FAKE: Record<
+  Protocol,
+  { slow: string; startupFailures: StartupFailure[]; neverReady: Record<string, string> }
+> = {
+  classic: {
+    slow: 'fake:slow-reply',
+    startupFailures: [
+      ['not logged in', { KIRO_FAKE_STARTUP: 'not-logged-in' }, 'not logged in'],
+      ['exits at once', { KIRO_FAKE_STARTUP: 'exit-at-once' }, 'exited with code 3'],
+      ['rejects the configured model', { KIRO_FAKE_STARTUP: 'bad-model' }, 'rejected the configured model'],
+    ],
+    neverReady: { KIRO_FAKE_STARTUP: 'never-ready' },
+  },
+  acp: {
+    slow: 'fake:slow',
+    startupFailures: [
+      ['not logged in', { KIRO_FAKE_ACP_LOGGED_OUT: '1' }, 'kiro-cli login'],
+      ['exits at once', { KIRO_FAKE_ACP_STARTUP: 'exit-at-once' }, 'exited with code 3'],
+      ['exits on initialize', { KIRO_FAKE_ACP_STARTUP: 'exit-on-initialize' }, 'exited with code 1'],
+    ],
+    neverReady: { KIRO_FAKE_ACP_STARTUP: 'never-initialize' },
+  },
+};
+
 let h: BotHarness | undefined;
+/** Every session the bot created in this test: each one's marker must be on no live process at the end. */
+let sessions: AgentSession[] = [];
+
 afterEach(async () => {
   const seen = h?.seen ?? [];
   await h?.dispose();
+  const leftMarked = marked(sessions);
+  await killAll(leftMarked);
+  expect(leftMarked, 'processes carrying a session marker after shutdown').toEqual([]);
   expect(alive(seen)).toEqual([]);
   await killAll(seen);
   h = undefined;
+  sessions = [];
 });
+
+/** The real bot over `protocol`, remembering every session it creates. */
+async function startBot(protocol: Protocol, env: Record<string, string> = {}): Promise<BotHarness> {
+  const harness = await BotHarness.start({ AGENT_PROTOCOL: protocol, ...env });
+  harness.app.pool.on('sessionCreated', (s) => sessions.push(s));
+  return harness;
+}
+
+/** Live processes (not zombies) whose environment carries the marker of one of `of`: whatever their trees forked. */
+function marked(of: readonly AgentSession[]): Pid[] {
+  const markers = new Set(of.map((s) => s.marker));
+  if (markers.size === 0) return [];
+  return scanProcesses()
+    .filter((p) => p.pid !== process.pid && p.state !== 'Z')
+    .filter((p) => {
+      const m = readMarker(p.pid);
+      return m !== undefined && markers.has(m);
+    })
+    .map((p) => ({ pid: p.pid, startTime: p.startTime }));
+}
+
+/** Waits until no process of these sessions' trees is alive (by their markers), remembering any for cleanup. */
+async function expectTreesGone(of: readonly AgentSession[], timeoutMs = 5000): Promise<void> {
+  await waitFor(
+    () => {
+      const left = marked(of);
+      h?.seen.push(...left);
+      return left.length === 0;
+    },
+    `every process of sessions ${of.map((s) => s.id).join(', ')} to exit`,
+    timeoutMs,
+  );
+}
+
+/** The sessions created for a thread so far, oldest first. */
+function sessionsOf(threadId: string): AgentSession[] {
+  return sessions.filter((s) => s.threadId === threadId);
+}
 
 /** A bot message in the thread that explains an ended session. */
 function notice(harness: BotHarness, threadId: string, text: string) {
@@ -23,94 +101,154 @@ function notice(harness: BotHarness, threadId: string, text: string) {
   );
 }
 
-describe('agent faults: the thread is told, the reason is recorded, other threads are served', () => {
-  it('missing executable (ENOENT): spawn_failed with a plain explanation', async () => {
-    h = await BotHarness.start({ KIRO_CLI_PATH: '/nonexistent/kiro-cli' });
-    const threadId = await h.mention(h.alice, 'hello');
-    const m = await notice(h, threadId, 'could not be started');
-    expect(m.content).toContain('`spawn_failed`');
-    expect(m.content).toContain('/nonexistent/kiro-cli');
-    expect(m.content).toContain('was not found');
-    expect(m.content).toContain('Your next message starts a new session.');
-    expect(h.app.store.history()[0]?.endReason).toBe('spawn_failed');
-  });
+describe.each(PROTOCOLS)(
+  'agent faults over %s: the thread is told, the reason is recorded, no process survives, other threads are served',
+  (protocol) => {
+    const F = FAKE[protocol];
 
-  it.each([
-    ['not-logged-in', 'not logged in'],
-    ['exit-at-once', 'exited with code 3'],
-    ['bad-model', 'rejected the configured model'],
-  ])('start-up failure %s: spawn_failed and the agent’s words', async (mode, words) => {
-    h = await BotHarness.start({ KIRO_FAKE_STARTUP: mode });
-    const threadId = await h.mention(h.alice, 'hello');
-    const m = await notice(h, threadId, 'could not be started');
-    expect(m.content).toContain(words);
-    await waitFor(() => h!.app.store.history()[0]?.endReason === 'spawn_failed', 'the spawn_failed row');
-  });
+    it('missing executable (ENOENT): spawn_failed with a plain explanation', async () => {
+      h = await startBot(protocol, { KIRO_CLI_PATH: '/nonexistent/kiro-cli' });
+      const threadId = await h.mention(h.alice, 'hello');
+      const m = await notice(h, threadId, 'could not be started');
+      expect(m.content).toContain('`spawn_failed`');
+      expect(m.content).toContain('/nonexistent/kiro-cli');
+      expect(m.content).toContain('was not found');
+      expect(m.content).toContain('Your next message starts a new session.');
+      expect(h.app.store.history()[0]?.endReason).toBe('spawn_failed');
+    });
 
-  it('crash mid-turn, SIGTERM ignorer, 100 children and a 50 MB flood, while another thread keeps working', async () => {
-    // 100 node children hold about 4 GB together: over the default MAX_MEMORY_MB, so a monitor tick landing while
-    // they start (a loaded machine takes ~10 s) rightly ends the session as memory_limit. This test is about the
-    // tree kill on archive, so the memory limit is out of its way.
-    h = await BotHarness.start({ MAX_MEMORY_MB: '1048576' });
-    const healthy = await h.mention(h.alice, 'I am the healthy thread');
-    const crashing = await h.mention(h.alice, 'crash me');
-    const forking = await h.mention(h.alice, 'fork me');
-    await Promise.all([healthy, crashing, forking].map((t) => h!.botMessages(t, 0)));
-
-    // 100 children, then archive: every one of them is gone.
-    const spawned = await h.turn(forking, h.alice, 'fake:spawn many 100');
-    // Pids as the agent sees them (its namespace's, when sandboxed), mapped to host pids.
-    const children = reportedHostPids(
-      (spawned.at(-1)!.content.match(/\d+/g) ?? []).map(Number),
-      h.tree(forking).map((p) => p.pid),
+    it.each(F.startupFailures)(
+      'start-up failure (%s): spawn_failed, the agent’s words, no process left',
+      async (_name, env, words) => {
+        h = await startBot(protocol, env);
+        const threadId = await h.mention(h.alice, 'hello');
+        const m = await notice(h, threadId, 'could not be started');
+        expect(m.content).toContain('`spawn_failed`');
+        expect(m.content).toContain(words);
+        await waitFor(() => h!.app.store.history()[0]?.endReason === 'spawn_failed', 'the spawn_failed row');
+        await expectTreesGone(sessionsOf(threadId));
+      },
     );
-    expect(children.length).toBeGreaterThanOrEqual(90);
-    h.seen.push(...children);
-    await h.turn(forking, h.alice, 'fake:ignore-term');
-    const tree = h.tree(forking);
-    h.emu.archiveThread(forking);
-    await expectAllGone([...tree, ...children], 500 + 1000 + 1000);
 
-    // A crash mid-turn: told in plain words, recorded, the next message starts over.
-    h.emu.userSays(crashing, h.alice, 'fake:crash');
-    const m = await notice(h, crashing, 'exited unexpectedly');
-    expect(m.content).toContain('partial output');
+    it('an agent that never gets ready: spawn_failed at SPAWN_TIMEOUT_MS, told, its tree killed; the next message starts over', async () => {
+      h = await startBot(protocol, { ...F.neverReady, SPAWN_TIMEOUT_MS: '1500' });
+      const threadId = await h.mention(h.alice, 'hello');
+      // Forced order: the agent runs (its tree is on record) before the timeout ends it.
+      const first = await waitFor(() => h!.app.pool.get(threadId), 'the starting session');
+      await waitFor(
+        () => first.pid !== undefined && h!.tree(threadId).length > 0,
+        'the starting agent’s tree',
+      );
+      const tree = h.tree(threadId);
+      const m = await notice(h, threadId, 'could not be started');
+      expect(m.content).toContain('`spawn_failed`');
+      expect(m.content).toContain('within 1500 ms');
+      await expectAllGone(tree);
+      await expectTreesGone([first]);
+      expect(h.app.store.history({ threadId }).map((r) => r.endReason)).toEqual(['spawn_failed']);
+    });
 
-    // A flood of 50 MB: the reply is cut with a note, the bot's memory stays bounded.
-    const before = process.memoryUsage().rss;
-    const flood = await h.turn(healthy, h.alice, 'fake:flood 50', 120_000);
-    const growthMb = (process.memoryUsage().rss - before) / 1024 / 1024;
-    expect(flood.length).toBeLessThanOrEqual(9);
-    expect(flood.map((x) => x.content).join('\n')).toMatch(
-      /more characters of output not shown|lines of output omitted/,
-    );
-    expect(growthMb).toBeLessThan(200);
+    it('crash mid-turn, SIGTERM ignorer, 100 children and a 50 MB flood, while another thread keeps working', async () => {
+      // 100 children hold a lot of memory together: over the default MAX_MEMORY_MB, so a monitor tick landing while
+      // they start (a loaded machine takes ~10 s) rightly ends the session as memory_limit. This test is about the
+      // tree kill on archive, so the memory limit is out of its way.
+      h = await startBot(protocol, { MAX_MEMORY_MB: '1048576' });
+      const healthy = await h.mention(h.alice, 'I am the healthy thread');
+      const crashing = await h.mention(h.alice, 'crash me');
+      const forking = await h.mention(h.alice, 'fork me');
+      await Promise.all([healthy, crashing, forking].map((t) => h!.botMessages(t, 0)));
 
-    // The healthy thread still answers.
-    const after = await h.turn(healthy, h.alice, 'still here?');
-    expect(after.at(-1)!.content).toBe('You said: still here?');
-    const reasons = h.app.store.history().map((r) => r.endReason);
-    expect(reasons).toContain('archived');
-    expect(reasons).toContain('crashed');
-  }, 180_000);
+      // 100 children, then archive: every one of them is gone.
+      const spawned = await h.turn(forking, h.alice, 'fake:spawn many 100');
+      // Pids as the agent sees them (its namespace's, when sandboxed), mapped to host pids.
+      const children = reportedHostPids(
+        (spawned.at(-1)!.content.match(/\d+/g) ?? []).map(Number),
+        h.tree(forking).map((p) => p.pid),
+      );
+      expect(children.length).toBeGreaterThanOrEqual(90);
+      h.seen.push(...children);
+      await h.turn(forking, h.alice, 'fake:ignore-term');
+      const tree = h.tree(forking);
+      h.emu.archiveThread(forking);
+      await expectAllGone([...tree, ...children], 500 + 1000 + 1000);
+      await expectTreesGone(sessionsOf(forking));
 
-  it('a hanging agent is ended as stuck by the monitor and the thread is told', async () => {
-    h = await BotHarness.start({ MAX_TURN_SILENCE_MS: '1000', RESOURCE_CHECK_INTERVAL_MS: '200' });
+      // A crash mid-turn: told in plain words with what the agent had said, recorded, its tree gone.
+      const crashTree = h.tree(crashing);
+      const crash = h.emu.userSays(crashing, h.alice, 'fake:crash');
+      const m = await notice(h, crashing, 'exited unexpectedly');
+      expect(m.content).toContain('`crashed`');
+      await waitFor(() => h!.emu.reactions(crashing, crash.id).includes('❌'), 'the crashed turn’s ❌');
+      const shown = h.emu
+        .channelMessages(crashing)
+        .filter((x) => x.author.bot && BigInt(x.id) > BigInt(crash.id))
+        .map((x) => x.content)
+        .join('\n');
+      expect(shown).toContain('partial output');
+      await expectAllGone(crashTree);
+      await expectTreesGone(sessionsOf(crashing));
+
+      // A flood of 50 MB: the reply is cut with a note, the bot's memory stays bounded.
+      const before = process.memoryUsage().rss;
+      const flood = await h.turn(healthy, h.alice, 'fake:flood 50', 120_000);
+      const growthMb = (process.memoryUsage().rss - before) / 1024 / 1024;
+      expect(flood.length).toBeLessThanOrEqual(9);
+      expect(flood.map((x) => x.content).join('\n')).toMatch(
+        /more characters of output not shown|lines of output omitted/,
+      );
+      expect(growthMb).toBeLessThan(200);
+
+      // The healthy thread still answers, on the same session.
+      const after = await h.turn(healthy, h.alice, 'still here?');
+      expect(after.at(-1)!.content).toBe('You said: still here?');
+      expect(sessionsOf(healthy)).toHaveLength(1);
+      const reasons = h.app.store.history().map((r) => r.endReason);
+      expect(reasons).toContain('archived');
+      expect(reasons).toContain('crashed');
+      // The crashed thread starts over.
+      const back = await h.turn(crashing, h.alice, 'are you back?');
+      expect(back.at(-1)!.content).toBe('You said: are you back?');
+    }, 180_000);
+
+    it('a hanging agent is ended as stuck by the monitor, the thread is told and its tree is gone', async () => {
+      h = await startBot(protocol, { MAX_TURN_SILENCE_MS: '1000', RESOURCE_CHECK_INTERVAL_MS: '200' });
+      const threadId = await h.mention(h.alice, 'hello');
+      await h.botMessages(threadId, 0);
+      const tree = h.tree(threadId);
+      const hung = h.emu.userSays(threadId, h.alice, 'fake:silent 60000');
+      const m = await notice(h, threadId, '`stuck`');
+      expect(m.content).toContain('no output for too long');
+      await waitFor(() => h!.emu.reactions(threadId, hung.id).includes('❌'), 'the stuck turn’s ❌');
+      await expectAllGone(tree);
+      await expectTreesGone(sessionsOf(threadId));
+      expect(h.app.store.history({ threadId }).map((r) => r.endReason)).toEqual(['stuck']);
+    });
+  },
+);
+
+// kiro's ACP accepts any model at start and fails each prompt instead (kiro-acp.md §7); classic refuses at start.
+describe('agent faults over acp only', () => {
+  it('a configured model kiro does not have: every message is answered with the agent’s refusal, the session lives', async () => {
+    h = await startBot('acp', { KIRO_ARGS: 'acp --model no-such-model' });
     const threadId = await h.mention(h.alice, 'hello');
-    await h.botMessages(threadId, 0);
-    h.emu.userSays(threadId, h.alice, 'fake:silent 60000');
-    const m = await notice(h, threadId, '`stuck`');
-    expect(m.content).toContain('no output for too long');
+    const [first] = await h.botMessages(threadId, 0);
+    expect(first!.content).toContain("model 'no-such-model' is not available");
+    const again = await h.turn(threadId, h.alice, 'and now?');
+    expect(again.map((x) => x.content).join('\n')).toContain("model 'no-such-model' is not available");
+    expect(sessionsOf(threadId)).toHaveLength(1);
+    expect(h.app.pool.get(threadId)?.state).toBe('idle');
   });
 });
 
-describe('Discord faults', () => {
+describe.each(PROTOCOLS)('Discord faults over %s', (protocol) => {
+  const F = FAKE[protocol];
+
   it('the gateway drops mid-turn: the client reconnects, the reply arrives, the session lives on', async () => {
-    h = await BotHarness.start();
+    h = await startBot(protocol);
     const threadId = await h.mention(h.alice, 'hello');
     await h.botMessages(threadId, 0);
     const session = h.app.pool.get(threadId)!;
-    const sent = h.emu.userSays(threadId, h.alice, 'fake:slow-reply 5 200');
+    const sent = h.emu.userSays(threadId, h.alice, `${F.slow} 5 200`);
     await waitFor(() => session.state === 'busy', 'the turn to start');
     const identifies = h.emu.identifyCount;
     h.emu.dropConnections(4000);
@@ -135,7 +273,7 @@ describe('Discord faults', () => {
   });
 
   it('429 storms and 500s: every reply still arrives, complete and in order', async () => {
-    h = await BotHarness.start();
+    h = await startBot(protocol);
     const threadId = await h.mention(h.alice, 'hello');
     await h.botMessages(threadId, 0);
     h.emu.failNext(4, { status: 429, route: /^POST \/channels\/:id\/messages$/, retryAfterMs: 200 });
@@ -156,7 +294,7 @@ describe('Discord faults', () => {
   });
 
   it('malformed gateway payloads are skipped without crashing', async () => {
-    h = await BotHarness.start();
+    h = await startBot(protocol);
     const threadId = await h.mention(h.alice, 'hello');
     await h.botMessages(threadId, 0);
     h.emu.dispatchRaw('THREAD_UPDATE', { thread_metadata: { archived: true } });
@@ -180,9 +318,9 @@ describe('Discord faults', () => {
   });
 });
 
-describe('database faults', () => {
+describe.each(PROTOCOLS)('database faults over %s', (protocol) => {
   it('a database that refuses writes: the bot keeps answering, /health is 503, history catches up after', async () => {
-    h = await BotHarness.start();
+    h = await startBot(protocol);
     const url = `http://127.0.0.1:${h.app.httpAddress!.port}/health`;
     const threadId = await h.mention(h.alice, 'hello');
     await h.botMessages(threadId, 0);
@@ -200,9 +338,11 @@ describe('database faults', () => {
   });
 });
 
-describe('fifty threads at once with MAX_SESSIONS=10', () => {
+describe.each(PROTOCOLS)('fifty threads at once with MAX_SESSIONS=10 over %s', (protocol) => {
+  const F = FAKE[protocol];
+
   it('never evicts a busy session, refuses only when every slot is busy, evicts idle ones, loses nothing, and every session has a row', async () => {
-    h = await BotHarness.start({ MAX_SESSIONS: '10' });
+    h = await startBot(protocol, { MAX_SESSIONS: '10' });
     const harness = h;
     const { emu } = harness;
     const users = Array.from({ length: 50 }, (_, i) =>
@@ -232,7 +372,7 @@ describe('fifty threads at once with MAX_SESSIONS=10', () => {
     // 2. Forty more threads at once: every one is refused with the pool-full notice, and nothing else happens.
     const rest = users
       .slice(10)
-      .map((u) => emu.userSays(emu.defaultChannelId, u, 'fake:slow-reply 2 10', { mentionBot: true }));
+      .map((u) => emu.userSays(emu.defaultChannelId, u, `${F.slow} 2 10`, { mentionBot: true }));
     await waitFor(() => rest.every((m) => mark(emu.defaultChannelId, m.id)), 'forty answers', 120_000, 50);
     for (const m of rest) {
       expect(mark(emu.defaultChannelId, m.id)).toBe('❌');
@@ -270,7 +410,7 @@ describe('fifty threads at once with MAX_SESSIONS=10', () => {
     for (let wave = 0; wave < 4; wave++) {
       const sent = rest.slice(wave * 10, wave * 10 + 10).map((m, i) => ({
         thread: m.id,
-        msg: emu.userSays(m.id, users[10 + wave * 10 + i]!, 'fake:slow-reply 2 10'),
+        msg: emu.userSays(m.id, users[10 + wave * 10 + i]!, `${F.slow} 2 10`),
       }));
       await waitFor(() => sent.every((x) => mark(x.thread, x.msg.id)), `wave ${wave + 1}`, 60_000, 50);
       for (const x of sent) {
@@ -296,40 +436,47 @@ describe('fifty threads at once with MAX_SESSIONS=10', () => {
       [],
     );
     expect(ended).toHaveLength(40);
+    // Every evicted session's tree is gone; only the ten live ones still run.
+    const live = new Set(harness.app.pool.list().map((s) => s.id));
+    await expectTreesGone(sessions.filter((s) => !live.has(s.id)));
   }, 300_000);
 });
 
-describe('a message queued behind a turn whose agent dies is never dropped', () => {
-  it('is re-sent to the thread’s next session and answered there; the dead turn is marked ❌', async () => {
-    h = await BotHarness.start();
-    const threadId = await h.mention(h.alice, 'hello');
-    await h.botMessages(threadId, 0);
-    const first = h.app.pool.get(threadId)!;
-    const hanging = h.emu.userSays(threadId, h.alice, 'fake:hang');
-    await waitFor(() => first.state === 'busy', 'the hanging turn to run');
-    const queued = h.emu.userSays(threadId, h.alice, 'please survive the crash');
-    // Forced interleaving: the second message is in the session's queue before the agent dies.
-    await waitFor(() => first.queued === 1, 'the second message to be queued');
-    const tree = h.tree(threadId);
-    process.kill(first.pid!, 'SIGKILL');
+describe.each(PROTOCOLS)(
+  'a message queued behind a turn whose agent dies is never dropped, over %s',
+  (protocol) => {
+    it('is re-sent to the thread’s next session and answered there; the dead turn is marked ❌', async () => {
+      h = await startBot(protocol);
+      const threadId = await h.mention(h.alice, 'hello');
+      await h.botMessages(threadId, 0);
+      const first = h.app.pool.get(threadId)!;
+      const hanging = h.emu.userSays(threadId, h.alice, 'fake:hang');
+      await waitFor(() => first.state === 'busy', 'the hanging turn to run');
+      const queued = h.emu.userSays(threadId, h.alice, 'please survive the crash');
+      // Forced interleaving: the second message is in the session's queue before the agent dies.
+      await waitFor(() => first.queued === 1, 'the second message to be queued');
+      const tree = h.tree(threadId);
+      process.kill(first.pid!, 'SIGKILL');
 
-    await waitFor(
-      () => h!.emu.reactions(threadId, queued.id).includes('✅'),
-      'the queued message to be answered by the next session',
-      30_000,
-    );
-    const next = h.app.pool.get(threadId)!;
-    expect(next.id).not.toBe(first.id);
-    const replies = h.emu
-      .channelMessages(threadId)
-      .filter((m) => m.author.bot && BigInt(m.id) > BigInt(queued.id))
-      .map((m) => m.content);
-    expect(replies).toContain('You said: please survive the crash');
-    expect(h.emu.reactions(threadId, hanging.id)).toContain('❌');
-    expect(h.emu.reactions(threadId, queued.id)).not.toContain('❌');
-    const rows = h.app.store.history({ threadId });
-    expect(rows.map((r) => r.endReason)).toContain('crashed');
-    // The old tree is gone: the next agent started only after it.
-    expect(alive(tree)).toEqual([]);
-  }, 60_000);
-});
+      await waitFor(
+        () => h!.emu.reactions(threadId, queued.id).includes('✅'),
+        'the queued message to be answered by the next session',
+        30_000,
+      );
+      const next = h.app.pool.get(threadId)!;
+      expect(next.id).not.toBe(first.id);
+      const replies = h.emu
+        .channelMessages(threadId)
+        .filter((m) => m.author.bot && BigInt(m.id) > BigInt(queued.id))
+        .map((m) => m.content);
+      expect(replies).toContain('You said: please survive the crash');
+      expect(h.emu.reactions(threadId, hanging.id)).toContain('❌');
+      expect(h.emu.reactions(threadId, queued.id)).not.toContain('❌');
+      const rows = h.app.store.history({ threadId });
+      expect(rows.map((r) => r.endReason)).toContain('crashed');
+      // The old tree is gone: the next agent started only after it.
+      expect(alive(tree)).toEqual([]);
+      await expectTreesGone([first], 0);
+    }, 60_000);
+  },
+);
