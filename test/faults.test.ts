@@ -130,7 +130,7 @@ describe.each(PROTOCOLS)(
       },
     );
 
-    it('an agent that never gets ready: spawn_failed at SPAWN_TIMEOUT_MS, told, its tree killed; the next message starts over', async () => {
+    it('an agent that never gets ready: spawn_failed at SPAWN_TIMEOUT_MS, told, its tree killed', async () => {
       h = await startBot(protocol, { ...F.neverReady, SPAWN_TIMEOUT_MS: '1500' });
       const threadId = await h.mention(h.alice, 'hello');
       // Forced order: the agent runs (its tree is on record) before the timeout ends it.
