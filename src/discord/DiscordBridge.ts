@@ -435,6 +435,9 @@ export class DiscordBridge {
     session.on('activity', onActivity);
     session.on('tool', onTool);
     let resend = false;
+    // The outcome mark goes on last, after the progress marks are gone: ✅/❌ means the bot is done with the message
+    // (a user may archive the thread as soon as they see it, and nothing can be removed from it then).
+    let outcome: string | undefined;
     try {
       const input = { text, ...(intake.saved.length > 0 && { attachments: intake.saved }) };
       const pending = session.prompt(input, {
@@ -446,7 +449,7 @@ export class DiscordBridge {
       queued();
       const result = await pending;
       await view.finish(result);
-      await marks.react(message.id, REACTIONS.done);
+      outcome = REACTIONS.done;
     } catch (err) {
       if (
         err instanceof SessionClosedError &&
@@ -467,13 +470,14 @@ export class DiscordBridge {
         this.log.error({ err, threadId: thread.id }, 'turn failed');
         await sink.send('⚠️ Something went wrong while handling this message; it was not sent to the agent.');
       }
-      if (!resend) await marks.react(message.id, REACTIONS.error);
+      if (!resend) outcome = REACTIONS.error;
     } finally {
       session.off('activity', onActivity);
       session.off('tool', onTool);
       if (!resend) {
         await marks.unreact(message.id, REACTIONS.received);
         if (myTurn !== undefined) await marks.unreact(message.id, REACTIONS.working);
+        if (outcome !== undefined) await marks.react(message.id, outcome);
       }
     }
     if (resend) {
