@@ -316,6 +316,35 @@ describe.each(PROTOCOLS)('Discord faults over %s', (protocol) => {
     expect(h.emu.rateLimited().length).toBe(4);
   });
 
+  it('the ⏳ reaction held back by a 429 until after the reply: the message still ends with ✅ alone', async () => {
+    let arm = false;
+    h = await BotHarness.start(
+      { AGENT_PROTOCOL: protocol },
+      {},
+      {
+        // Forced interleaving: once the session is acquired (👀 is on), the next reaction request, the turn's ⏳, draws a
+        // 429 whose retry lands well after the agent has answered.
+        onMessageStep: (step) => {
+          if (step !== 'acquired' || !arm) return;
+          arm = false;
+          h!.emu.failNext(1, { status: 429, route: /^PUT .*\/reactions\//, retryAfterMs: 500 });
+        },
+      },
+    );
+    h.app.pool.on('sessionCreated', (s) => sessions.push(s));
+    const threadId = await h.mention(h.alice, 'hello');
+    await h.botMessages(threadId, 0);
+    checkDiscordErrors = (errors) =>
+      expect(errors.map((e) => `${e.route} ${e.status}`)).toEqual([
+        'PUT /channels/:id/messages/:msg/reactions/:emoji/@me 429',
+      ]);
+    arm = true;
+    const sent = h.emu.userSays(threadId, h.alice, 'quick one');
+    await waitFor(() => h!.emu.reactions(threadId, sent.id).includes('✅'), 'the ✅', 10_000);
+    expect(h.emu.reactions(threadId, sent.id)).toEqual(['✅']);
+    expect(h.emu.rateLimited()).toHaveLength(1);
+  });
+
   it('malformed gateway payloads are skipped without crashing', async () => {
     h = await startBot(protocol);
     const threadId = await h.mention(h.alice, 'hello');

@@ -438,12 +438,14 @@ export class DiscordBridge {
     // The outcome mark goes on last, after the progress marks are gone: ✅/❌ means the bot is done with the message
     // (a user may archive the thread as soon as they see it, and nothing can be removed from it then).
     let outcome: string | undefined;
+    /** The ⏳ request, sent when the turn starts: it must have landed before it is removed, or it would stay. */
+    let working: Promise<void> | undefined;
     try {
       const input = { text, ...(intake.saved.length > 0 && { attachments: intake.saved }) };
       const pending = session.prompt(input, {
         onStart: (turnId) => {
           myTurn = turnId;
-          void marks.react(message.id, REACTIONS.working);
+          working = marks.react(message.id, REACTIONS.working);
         },
       });
       queued();
@@ -476,7 +478,10 @@ export class DiscordBridge {
       session.off('tool', onTool);
       if (!resend) {
         await marks.unreact(message.id, REACTIONS.received);
-        if (myTurn !== undefined) await marks.unreact(message.id, REACTIONS.working);
+        if (working) {
+          await working;
+          await marks.unreact(message.id, REACTIONS.working);
+        }
         if (outcome !== undefined) await marks.react(message.id, outcome);
       }
     }
