@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentSession } from '../src/agent/AgentSession.js';
 import { readMarker, scanProcesses } from '../src/process/procfs.js';
 import { BotHarness } from './helpers/botHarness.js';
+import { PoolHarness, threadId } from './helpers/harness.js';
 import { reportedHostPids } from './helpers/namespace.js';
 import { alive, expectAllGone, killAll, type Pid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
@@ -39,6 +40,8 @@ const FAKE: Record<
 };
 
 let h: BotHarness | undefined;
+/** For the cases that drive a session without Discord. */
+let pool: PoolHarness | undefined;
 /** Every session the bot created in this test: each one's marker must be on no live process at the end. */
 let sessions: AgentSession[] = [];
 type RequestLog = ReturnType<BotHarness['emu']['errors']>;
@@ -58,6 +61,8 @@ afterEach(async () => {
     expect(h.emu.unarchivedByBotPost).toBe(0);
     expect(left, 'processes left after the bot shut down').toEqual([]);
   }
+  await pool?.disposeChecked();
+  pool = undefined;
   // Whatever the trees forked after the test last looked: nothing carries a marker of this test's sessions.
   const leftMarked = marked(sessions);
   await killAll(leftMarked);
@@ -242,6 +247,25 @@ describe.each(PROTOCOLS)(
     });
   },
 );
+
+describe.each(PROTOCOLS)('a turn whose agent dies, over %s', (protocol) => {
+  it('still reads as what the agent had said when its prompt fails, so the thread can show it', async () => {
+    pool = new PoolHarness(protocol === 'acp' ? { agentProtocol: 'acp', kiroArgs: ['acp'] } : {});
+    pool.pool.on('sessionCreated', (s) => sessions.push(s));
+    const s = await pool.pool.acquire(threadId());
+    await s.ready;
+    const tree = pool.tree(s);
+    // What the bridge does: read the turn's text when the prompt fails (the session has ended by then).
+    const read = await s.prompt('fake:crash').then(
+      () => 'the turn did not fail',
+      () => s.partial(),
+    );
+    expect(read.trim()).toBe('partial output');
+    expect(s.closeReason).toBe('crashed');
+    await expectAllGone(tree);
+    await expectTreesGone([s]);
+  });
+});
 
 // kiro's ACP accepts any model at start and fails each prompt instead (kiro-acp.md §7); classic refuses at start.
 describe('agent faults over acp only', () => {

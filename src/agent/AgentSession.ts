@@ -144,6 +144,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private current: (QueuedTurn & { turnId: number; startedAt: number; usage?: TurnUsage }) | undefined;
   private turnCounter = 0;
   private closing: Promise<CloseResult> | undefined;
+  /** The reply text of the turn the close cut off (see partial()). */
+  private cutOffText = '';
   private endReason: EndReason | undefined;
   private exitInfo: { exitCode: number; signal: number | undefined } | undefined;
   private exitWaiters: (() => void)[] = [];
@@ -342,9 +344,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     });
   }
 
-  /** The running turn's reply so far (for streaming), or '' when idle. */
+  /**
+   * The running turn's reply so far (for streaming), or '' when idle. Once the session has ended under a turn,
+   * that turn's text as it was cut off: its view still has to show what the agent had said.
+   */
   partial(): string {
-    return this.current ? this.transport.partial() : '';
+    if (this.current) return this.transport.partial();
+    return this.closing ? this.cutOffText : '';
   }
 
   /** Cancels the running turn (ACP: session/cancel; classic: Ctrl-C). Returns false when no turn runs. */
@@ -406,6 +412,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       }
     }
     clearTimeout(this.spawnTimer);
+    // Read before the transport lets go of the turn: the agent's last words often came just before it died.
+    if (this.current) this.cutOffText = this.transport.partial();
     this.transport.abort();
     const lastOutput = this.lastWords();
     const error =
