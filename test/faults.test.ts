@@ -528,6 +528,30 @@ describe.each(PROTOCOLS)('fifty threads at once with MAX_SESSIONS=10 over %s', (
 describe.each(PROTOCOLS)(
   'a message queued behind a turn whose agent dies is never dropped, over %s',
   (protocol) => {
+    it('a shutdown mid-turn: the running turn’s text is shown once, under it; the queued message is told it was not sent', async () => {
+      h = await startBot(protocol);
+      const threadId = await h.mention(h.alice, 'hello');
+      await h.botMessages(threadId, 0);
+      const session = h.app.pool.get(threadId)!;
+      const running = h.emu.userSays(threadId, h.alice, `${FAKE[protocol].slow} 100 100`);
+      await waitFor(() => session.partial().includes('slow line 1 of 100'), 'the running turn’s first line');
+      const queued = h.emu.userSays(threadId, h.alice, 'still waiting');
+      await waitFor(() => session.queued === 1, 'the second message to be queued');
+      await h.app.shutdown();
+      const after = h.emu
+        .channelMessages(threadId)
+        .filter((m) => m.author.bot && BigInt(m.id) > BigInt(running.id))
+        .map((m) => m.content);
+      const cut = after.filter((c) => c.includes('slow line 1 of 100'));
+      expect(cut).toHaveLength(1);
+      expect(cut[0]).toMatch(/-# \(session ended: shutdown\)$/);
+      expect(after.filter((c) => c.includes('(session ended'))).toHaveLength(1);
+      expect(after).toContain(
+        '⚠️ This message was still waiting for the agent when its session ended (`shutdown`); it was not sent. Please send it again.',
+      );
+      expect(h.emu.reactions(threadId, queued.id)).toEqual(['❌']);
+    });
+
     it('is re-sent to the thread’s next session and answered there; the dead turn is marked ❌', async () => {
       h = await startBot(protocol);
       const threadId = await h.mention(h.alice, 'hello');

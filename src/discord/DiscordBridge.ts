@@ -422,7 +422,8 @@ export class DiscordBridge {
       return;
     }
     let myTurn: number | undefined;
-    const view = new TurnView(sink, () => session.partial(), {
+    // Only this message's own turn is read: a message still queued when the session ended shows nothing of another.
+    const view = new TurnView(sink, () => (myTurn === undefined ? '' : session.partial()), {
       reply: { editIntervalMs: this.editIntervalMs, now: this.clock },
       usageFooter: this.cfg.usageFooter,
     });
