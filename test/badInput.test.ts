@@ -114,6 +114,7 @@ describe('invalid configuration of every variable', () => {
     TRUST_ALL_TOOLS: 'always',
     AGENT_ENV_PASSTHROUGH: 'A B',
     AGENT_SANDBOX: 'maybe',
+    AGENT_NICE: '20',
     USAGE_FOOTER: 'sometimes',
     ATTACHMENT_MAX_BYTES: '8MB',
     ATTACHMENT_MAX_MESSAGE_BYTES: '0',
