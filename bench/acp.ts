@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Readable, Writable } from 'node:stream';
 import { type Client, ClientSideConnection, ndJsonStream } from '@agentclientprotocol/sdk';
 import type { AgentSession } from '../src/agent/AgentSession.js';
 import { fakeKiroPath } from '../src/paths.js';
@@ -50,13 +49,28 @@ export async function bareAcp(cwd: string, env: Record<string, string | undefine
       }
     },
   };
-  const conn = new ClientSideConnection(
-    () => client,
-    ndJsonStream(
-      Writable.toWeb(child.stdin!) as WritableStream<Uint8Array>,
-      Readable.toWeb(child.stdout!) as ReadableStream<Uint8Array>,
-    ),
-  );
+  // Plain web streams over the pipes (Readable.toWeb errors its stream with an AbortError nobody awaits when the
+  // agent's stdout closes at the end, which failed a full bench run).
+  let input!: ReadableStreamDefaultController<Uint8Array>;
+  const readable = new ReadableStream<Uint8Array>({
+    start: (c) => {
+      input = c;
+    },
+  });
+  child.stdout!.on('data', (d: Buffer) => input.enqueue(new Uint8Array(d)));
+  child.stdout!.once('close', () => {
+    try {
+      input.close();
+    } catch {
+      // already closed
+    }
+  });
+  const writable = new WritableStream<Uint8Array>({
+    write: (chunk) => {
+      if (child.stdin?.writable) child.stdin.write(chunk);
+    },
+  });
+  const conn = new ClientSideConnection(() => client, ndJsonStream(writable, readable));
   await conn.initialize({ protocolVersion: 1, clientCapabilities: {} });
   const { sessionId } = await conn.newSession({ cwd, mcpServers: [] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
