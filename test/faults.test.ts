@@ -419,13 +419,6 @@ describe.each(PROTOCOLS)('fifty threads at once with MAX_SESSIONS=10 over %s', (
 
   it('never evicts a busy session, refuses only when every slot is busy, evicts idle ones, loses nothing, and every session has a row', async () => {
     h = await startBot(protocol, { MAX_SESSIONS: '10' });
-    // Open defect (NOTES.md, faults-both 14:45): in this burst (about 250 requests in a few seconds) on a loaded
-    // machine, a few requests a run still draw Discord's GLOBAL 429 despite the global pacer (then are retried and
-    // succeed). Only those are let through here: any other error, or any per-route 429, fails the test.
-    checkDiscordErrors = (errors) =>
-      expect(
-        errors.filter((e) => !(e.status === 429 && (e.response as { global?: unknown })?.global === true)),
-      ).toEqual([]);
     const harness = h;
     const { emu } = harness;
     const users = Array.from({ length: 50 }, (_, i) =>

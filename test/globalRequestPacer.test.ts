@@ -10,50 +10,87 @@ describe('GlobalRequestPacer (fake clock)', () => {
     vi.useRealTimers();
   });
 
-  it('grants in the order asked, never more than `limit` in any span, each as early as that allows (fast-check)', async () => {
+  it('whatever the latencies, no window of arrivals holds more than `limit`; every request goes, in the order asked (fast-check)', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 8 }),
         fc.integer({ min: 1, max: 2000 }),
-        fc.array(fc.integer({ min: 0, max: 700 }), { minLength: 1, maxLength: 60 }),
-        async (limit, spanMs, gaps) => {
-          const pacer = new GlobalRequestPacer({ limit, spanMs });
+        // Per request: the gap before it is asked for, how long it takes to be answered, and where in between
+        // Discord counts it (percent of the way from send to answer).
+        fc.array(
+          fc.record({
+            gap: fc.integer({ min: 0, max: 700 }),
+            takes: fc.integer({ min: 0, max: 1500 }),
+            counted: fc.integer({ min: 0, max: 100 }),
+          }),
+          { minLength: 1, maxLength: 60 },
+        ),
+        async (limit, windowMs, requests) => {
+          const pacer = new GlobalRequestPacer({ limit, windowMs });
           const t0 = Date.now();
-          const asks: number[] = [];
           const grants: number[] = [];
+          const arrivals: number[] = [];
           let at = 0;
-          gaps.forEach((gap, i) => {
-            at += gap;
+          requests.forEach((r, i) => {
+            at += r.gap;
             setTimeout(() => {
-              asks[i] = Date.now() - t0;
-              void pacer.take().then(() => {
+              void pacer.take().then((answered) => {
                 grants[i] = Date.now() - t0;
+                arrivals[i] = grants[i]! + (r.takes * r.counted) / 100;
+                setTimeout(answered, r.takes);
               });
             }, at);
           });
           await vi.runAllTimersAsync();
-          const expected: number[] = [];
-          for (let i = 0; i < asks.length; i++) {
-            expected[i] = Math.max(
-              asks[i]!,
-              i > 0 ? expected[i - 1]! : 0,
-              i >= limit ? expected[i - limit]! + spanMs : 0,
-            );
+          expect(grants.filter((g) => g !== undefined)).toHaveLength(requests.length);
+          for (let i = 1; i < grants.length; i++) expect(grants[i]!).toBeGreaterThanOrEqual(grants[i - 1]!);
+          for (const a of arrivals) {
+            const inWindow = arrivals.filter((b) => b >= a && b < a + windowMs).length;
+            expect(inWindow).toBeLessThanOrEqual(limit);
           }
-          expect(grants).toEqual(expected);
-          for (let i = 0; i + limit < grants.length; i++)
-            expect(grants[i + limit]! - grants[i]!).toBeGreaterThanOrEqual(spanMs);
         },
       ),
     );
   });
 
+  it('answered at once, `limit` requests go per window and no more: the next one waits for the oldest answer to age out', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const pacer = new GlobalRequestPacer({ limit: 3, windowMs: 1000 });
+    const t0 = Date.now();
+    const grants: number[] = [];
+    for (let i = 0; i < 7; i++)
+      void pacer.take().then((answered) => {
+        grants.push(Date.now() - t0);
+        answered();
+      });
+    await vi.runAllTimersAsync();
+    expect(grants).toEqual([0, 0, 0, 1000, 1000, 1000, 2000]);
+  });
+
+  it('a request in flight holds its slot however long it takes', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const pacer = new GlobalRequestPacer({ limit: 1, windowMs: 1000 });
+    const t0 = Date.now();
+    const first = await pacer.take();
+    let second: number | undefined;
+    void pacer.take().then(() => {
+      second = Date.now() - t0;
+    });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(second).toBeUndefined();
+    first();
+    await vi.advanceTimersByTimeAsync(999);
+    expect(second).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(second).toBe(6000);
+  });
+
   it('a request whose signal aborts while it waits is refused and gives its slot to the next one', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    const pacer = new GlobalRequestPacer({ limit: 1, spanMs: 1000 });
+    const pacer = new GlobalRequestPacer({ limit: 1, windowMs: 1000 });
     const t0 = Date.now();
-    await pacer.take();
+    (await pacer.take())();
     const abort = new AbortController();
     const second = pacer.take(abort.signal);
     let third: number | undefined;
@@ -75,7 +112,7 @@ describe('GlobalRequestPacer (fake clock)', () => {
       sent.push(new URL(url).pathname);
       return new Response(null, { status: 204 });
     };
-    const request = new GlobalRequestPacer({ limit: 1, spanMs: 1000 }).makeRequest(inner);
+    const request = new GlobalRequestPacer({ limit: 1, windowMs: 1000 }).makeRequest(inner);
     const base = 'http://127.0.0.1:1/api/v10';
     const init = { method: 'POST' };
     void request(`${base}/channels/1/messages`, init);
@@ -94,7 +131,7 @@ describe('GlobalRequestPacer (fake clock)', () => {
 
   it('refuses a limit below 1 or a span that is not positive, naming the option', () => {
     expect(() => new GlobalRequestPacer({ limit: 0 })).toThrow(/limit must be an integer >= 1, got 0/);
-    expect(() => new GlobalRequestPacer({ spanMs: 0 })).toThrow(/spanMs must be > 0, got 0/);
+    expect(() => new GlobalRequestPacer({ windowMs: 0 })).toThrow(/windowMs must be > 0, got 0/);
   });
 });
 
@@ -102,8 +139,8 @@ describe('GlobalRequestPacer (fake clock)', () => {
  * Why the pacer exists, with the real discord.js REST client and the emulator's global window (50 per second,
  * opened by the first request to arrive): batch A (40 requests) takes 500 ms to arrive, batch B (40) is sent as
  * soon as discord.js's own window has closed and arrives at once. discord.js's fixed window sends B at once, and
- * both batches land in one emulator window. The pacer (45 per 2000 ms here: it tolerates latencies that differ by
- * up to 1000 ms) holds B back.
+ * both batches land in one emulator window. The pacer (45 in flight or answered within a second, whatever the
+ * latency) holds B back.
  */
 describe('discord.js REST against the emulator, a burst across discord.js global window', () => {
   let emu: DiscordEmulator | undefined;
@@ -127,7 +164,7 @@ describe('discord.js REST against the emulator, a burst across discord.js global
       api: emu.apiBase,
       // Paced: discord.js's own limit out of the way, the pacer alone decides.
       globalRequestsPerSecond: paced ? 1000 : 40,
-      makeRequest: paced ? new GlobalRequestPacer({ limit: 45, spanMs: 2000 }).makeRequest(slow) : slow,
+      makeRequest: paced ? new GlobalRequestPacer({ limit: 45 }).makeRequest(slow) : slow,
     }).setToken(emu.botToken);
     await Promise.all(channels.map((id) => rest.get(Routes.channel(id))));
     // Opened by batch A's first send; the emulator's opened at its first arrival, 500 ms later.
