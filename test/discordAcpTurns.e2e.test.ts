@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BotHarness } from './helpers/botHarness.js';
 import { botMessageAfter, buttonsOf, thread } from './helpers/turns.js';
@@ -89,6 +90,30 @@ describe('Discord side of an ACP turn (fake kiro-cli acp)', () => {
     const other = offered.choices.find((c) => c.value !== 'kiro_default')!.value;
     const mode = h.emu.runCommand(threadId, h.alice, 'agent', { name: other });
     await waitFor(() => mode.original()?.content?.includes(`now \`${other}\``), 'the /agent reply');
+  });
+
+  it('after /reset the thread’s conversation goes on silently; when it cannot be restored the thread is told why, before the reply', async () => {
+    h = await start();
+    const threadId = await thread(h);
+    await h.turn(threadId, h.alice, 'remember kumquat');
+    const reset = h.emu.runCommand(threadId, h.alice, 'reset');
+    await waitFor(() => reset.original()?.content?.includes('Session ended'), 'the /reset reply');
+    const [restored] = await h.turn(threadId, h.alice, 'fake:history');
+    expect(restored!.content).toContain('kumquat');
+    const notRestored = (c: string) => c.includes('could not be restored');
+    expect(h.emu.channelMessages(threadId).filter((m) => notRestored(m.content))).toEqual([]);
+
+    // The agent no longer knows the session the thread points at (its store was lost, say).
+    const cwd = h.app.pool.get(threadId)!.cwd;
+    const again = h.emu.runCommand(threadId, h.alice, 'reset');
+    await waitFor(() => again.original()?.content?.includes('Session ended'), 'the second /reset reply');
+    h.app.store.recordAgentSession('none', threadId, randomUUID(), cwd, 'acp');
+    h.app.store.flush();
+    const after = await h.turn(threadId, h.alice, 'fake:history');
+    expect(after.map((m) => m.content)).toEqual([
+      expect.stringMatching(/could not be restored \(.*Session not found.*\): this session starts afresh/),
+      expect.not.stringContaining('kumquat'),
+    ]);
   });
 
   it('an image reaches the agent as an image block; a text file as a resource link', async () => {

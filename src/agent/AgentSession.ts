@@ -134,6 +134,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   /** Resolves when the agent is ready for turns; rejects with SpawnFailedError or SessionClosedError. */
   readonly ready: Promise<void>;
 
+  /** Whether the thread's earlier conversation was restored, once the agent is ready (ACP with an earlier session). */
+  get resumeOutcome(): ResumeOutcome | undefined {
+    return this._resumeOutcome;
+  }
+
+  private _resumeOutcome: ResumeOutcome | undefined;
   private readonly opts: AgentSessionOptions;
   private readonly transport: Transport;
   private readonly log: Logger;
@@ -549,7 +555,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     clearTimeout(this.spawnTimer);
     const ms = this.now() - this.startedAt;
     this.log.debug({ ms }, 'agent ready');
-    if (info.resumed) this.emit('resumed', info.resumed);
+    if (info.resumed) {
+      this._resumeOutcome = info.resumed;
+      this.emit('resumed', info.resumed);
+    }
     this.snapshotMembers();
     this.emit('ready', { ms });
     this.setState('idle');

@@ -16,7 +16,7 @@ import {
   type ThreadChannel,
 } from 'discord.js';
 import type { AgentSession, CloseResult } from '../agent/AgentSession.js';
-import type { ToolStatus } from '../agent/types.js';
+import type { ResumeOutcome, ToolStatus } from '../agent/types.js';
 import { describeEndReason, type EndReason } from '../endReasons.js';
 import { PoolFullError, SessionClosedError, SpawnFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -102,6 +102,9 @@ const RESEND_AFTER: ReadonlySet<string> = new Set<EndReason>([
 ]);
 
 /** Told when a queued message could not be delivered to any session. */
+/** The thread's earlier conversation could not be loaded into its new session (ACP session/load failed). */
+const NOT_RESTORED_TEXT = (reason: string | undefined) =>
+  `ℹ️ The earlier conversation in this thread could not be restored${reason ? ` (${reason.slice(0, 300)})` : ''}: this session starts afresh and does not remember it.`;
 const UNDELIVERED_TEXT = (reason: string) =>
   `⚠️ This message was still waiting for the agent when its session ended (\`${reason}\`); it was not sent. Please send it again.`;
 
@@ -507,6 +510,12 @@ export class DiscordBridge {
     session.on('permissionResolved', ({ requestId, optionId }) => {
       void this.permissions.resolved(session.id, requestId, optionId);
     });
+    // Told before the first reply: the agent does not remember what was said before in this thread.
+    const told = (r: ResumeOutcome) => {
+      if (!r.restored) void sink.send(NOT_RESTORED_TEXT(r.reason));
+    };
+    if (session.resumeOutcome) told(session.resumeOutcome);
+    else session.once('resumed', told);
   }
 
   /** Tells the thread why its session ended, when the user did not ask for it. */

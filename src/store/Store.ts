@@ -190,7 +190,7 @@ export class Store {
     this.pending.push({ kind, run: fn });
     if (this.pending.length > MAX_PENDING_WRITES) {
       const oldestEvent = this.pending.findIndex((w) => w.kind === 'event');
-      this.pending.splice(oldestEvent >= 0 ? oldestEvent : 0, 1);
+      this.pending.splice(Math.max(oldestEvent, 0), 1);
       if (this.losses.dropped++ === 0)
         this.logger.error(
           { max: MAX_PENDING_WRITES },
@@ -393,7 +393,6 @@ export class Store {
     return this.db.prepare(sql).all(params) as SessionRow[];
   }
 
-  /** Recorded usage (credits, context) per session and per thread, for the given threads. */
   /** Remembers the thread's ACP session id (and cwd) for the next session's session/load; also on the session row. */
   recordAgentSession(
     sessionId: string,
