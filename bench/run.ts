@@ -109,14 +109,25 @@ async function churn(n: number, protocol: Protocol): Promise<void> {
   const t0 = performance.now();
   const shutdownBatch: string[] = [];
   const one = async (i: number): Promise<void> => {
+    try {
+      await oneInner(i);
+    } finally {
+      inFlight.delete(i);
+    }
+  };
+  const oneInner = async (i: number): Promise<void> => {
     const reason = paths[i % paths.length]!;
+    inFlight.set(i, `${reason}: acquire`);
     const pool = reason === 'evicted' ? evictPool.pool : bp.pool;
     const id = threadId();
     let s: AgentSession;
     try {
       s = await pool.acquire(id);
+      inFlight.set(i, `${reason}: ready`);
       await s.ready;
+      inFlight.set(i, `${reason}: hostile`);
       await hostile(s, i);
+      inFlight.set(i, `${reason}: end (${s.state})`);
     } catch {
       return; // an eviction-pool session evicted by its successor mid-setup: counted by its successor
     }
@@ -786,14 +797,21 @@ async function main(): Promise<void> {
   const started = Date.now();
   const n = quick ? 70 : 1000;
   const t0 = performance.now();
+  phase = 'teardown';
   if (runs('teardown')) await teardown(quick ? 10 : 40);
+  phase = 'spawn';
   if (runs('spawn')) await spawnOverhead(quick ? 10 : 30);
+  phase = 'scale';
   if (runs('scale')) await scale(quick ? 50 : 200);
   if (runs('churn')) {
+    phase = 'churn classic';
     await churn(n, 'classic');
+    phase = 'churn acp';
     await churn(n, 'acp');
   }
+  phase = 'sandbox';
   if (runs('sandbox')) await sandbox(quick ? 10 : 30, n);
+  phase = 'acp';
   if (runs('acp-first-reply')) await acpFirst(quick ? 20 : 200);
   if (runs('acp-streaming-200')) await acpStream(quick ? 50 : 200, 100);
   const seconds = (performance.now() - t0) / 1000;
@@ -827,6 +845,19 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, `${base}.md`), md);
   process.stdout.write(`${md}\n`);
 }
+
+/** What each churn worker is waiting on, for the report below. */
+const inFlight = new Map<number, string>();
+let phase = 'start';
+
+// Node exits 0 by itself when the loop drains while main() still awaits (a promise no handle can settle): that is a
+// hang, and it must say where instead of looking like success.
+process.on('beforeExit', () => {
+  process.stderr.write(
+    `bench stalled in ${phase}: the event loop drained with main() unfinished; in flight: ${JSON.stringify([...inFlight])}\n`,
+  );
+  process.exit(3);
+});
 
 main().then(
   () => process.exit(0),
