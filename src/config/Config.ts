@@ -65,7 +65,8 @@ const schema = z.object({
   TRUST_ALL_TOOLS: boolean.default(false),
   AGENT_ENV_PASSTHROUGH: envName.default([]),
   AGENT_SANDBOX: z.enum(['auto', 'on', 'off'], { message: 'auto, on or off' }).default('auto'),
-  AGENT_NICE: int(0, 19).default(0),
+  // 19: the bot's loop stays responsive whatever the agents do (README, "CPU priority"); agents still get every idle cycle.
+  AGENT_NICE: int(0, 19).default(19),
   WORKSPACE_ROOT: z.string().min(1, 'a directory path').default('./data/workspaces'),
   DATABASE_PATH: z.string().min(1, 'a file path').default('./data/threadwarden.db'),
   HISTORY_RETENTION_DAYS: int(1, 36_500).default(90),
