@@ -417,7 +417,7 @@ async function spawnOverhead(m: number): Promise<void> {
 }
 
 // ---- 4 + 5. scale and monitor cost ------------------------------------------------------------------------------
-/** scale runs twice: agents at the bot's priority (AGENT_NICE=0, the default), then below it (19). */
+/** scale runs twice: agents at the bot's priority (AGENT_NICE=0), then below it (19, the bot's default). */
 async function scale(sessions: number): Promise<void> {
   for (const nice of [0, 19] as const) await scaleRun(sessions, nice);
 }
@@ -723,7 +723,7 @@ async function acpFirst(m: number): Promise<void> {
   );
 }
 
-/** Each run of acp-streaming: agents at the bot's priority (AGENT_NICE=0, the default), then below it (19). */
+/** Each run of acp-streaming: agents at the bot's priority (AGENT_NICE=0), then below it (19, the bot's default). */
 const STREAM_NICE = [0, 19] as const;
 
 async function acpStream(sessions: number, chunks: number): Promise<void> {
