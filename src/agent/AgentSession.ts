@@ -140,6 +140,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   private _resumeOutcome: ResumeOutcome | undefined;
+  /**
+   * Set by forceKill(), at once: a close under way waits for it and records the SIGKILL that ended the tree, not
+   * the SIGTERM it had begun with (its own wait can see the tree gone before the forced kill has returned).
+   */
+  private forcedKill: Promise<KillResult> | undefined;
   private readonly opts: AgentSessionOptions;
   private readonly transport: Transport;
   private readonly log: Logger;
@@ -437,25 +442,25 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
     let kill: KillResult = { signal: 'none', forced: false, pids: [], survivors: [], durationMs: 0 };
     if (this.proc) {
-      // Without the root's start time the root cannot be verified: the marker alone claims processes (pid 0),
-      // which still reaches every descendant that kept it.
       const known = this.proc.startTime !== undefined;
-      kill = await killTree(
-        { pid: known ? this.proc.pid : 0, startTime: this.proc.startTime ?? -1, marker: this.marker },
-        {
-          graceMs: o.killGraceMs,
-          table: o.table,
-          known: this.members,
-          // In a sandbox: bwrap only gets SIGKILL, and the agent's first process its SIGTERM last (its exit ends
-          // the namespace, which would cut short the grace of what it started).
-          ...(this.proc.sandbox && {
-            spareOnTerm: this.proc.sandbox.infra,
-            ...(known && { termLast: { pid: this.proc.pid, startTime: this.proc.startTime! } }),
-          }),
-        },
-      );
+      kill = await killTree(this.treeTarget(), {
+        graceMs: o.killGraceMs,
+        table: o.table,
+        known: this.members,
+        // In a sandbox: bwrap only gets SIGKILL, and the agent's first process its SIGTERM last (its exit ends
+        // the namespace, which would cut short the grace of what it started).
+        ...(this.proc.sandbox && {
+          spareOnTerm: this.proc.sandbox.infra,
+          ...(known && { termLast: { pid: this.proc.pid, startTime: this.proc.startTime! } }),
+        }),
+      });
       // The exit event carries the exit status; it follows the kill closely.
       await this.waitForExit(1000);
+    }
+    const forced = await this.forcedKill?.catch(() => undefined);
+    if (forced && forced.pids.length > 0) {
+      const pids = [...new Set([...kill.pids, ...forced.pids])];
+      kill = { ...kill, signal: 'SIGKILL', forced: true, pids };
     }
     for (const d of this.disposables) d.dispose();
     this.disposables = [];
@@ -482,6 +487,28 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.setState('closed');
     this.emit('closed', result);
     return result;
+  }
+
+  /**
+   * Last resort (a second shutdown signal, a missed deadline): SIGKILL the whole tree now, without the grace. A
+   * close under way then records SIGKILL and `forced`, as it was.
+   */
+  forceKill(): Promise<KillResult> {
+    this.forcedKill ??= killTree(this.treeTarget(), {
+      graceMs: 0,
+      table: this.opts.table,
+      known: this.members,
+    });
+    return this.forcedKill;
+  }
+
+  /**
+   * The tree to kill. Without the root's start time the root cannot be verified: the marker alone claims processes
+   * (pid 0), which still reaches every descendant that kept it.
+   */
+  private treeTarget(): { pid: number; startTime: number; marker: string } {
+    const known = this.proc?.startTime !== undefined;
+    return { pid: known ? this.proc!.pid : 0, startTime: this.proc?.startTime ?? -1, marker: this.marker };
   }
 
   /** What to tell the user about the end: the failure message, then the agent's last lines. */

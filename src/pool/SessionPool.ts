@@ -13,7 +13,6 @@ import type { Config } from '../config/Config.js';
 import type { EndReason } from '../endReasons.js';
 import { PoolFullError, SessionClosedError, ThreadwardenError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { killTree } from '../process/killTree.js';
 import { formatMarker, selfIdentity } from '../process/marker.js';
 import { ProcessTable } from '../process/ProcessTable.js';
 import type { AgentSandbox } from '../process/sandbox/AgentSandbox.js';
@@ -254,19 +253,7 @@ export class SessionPool extends EventEmitter<SessionPoolEvents> {
   /** Last resort (a second shutdown signal): SIGKILL every tree now, without the grace period. */
   async forceKillAll(): Promise<void> {
     this.draining = true;
-    await Promise.all(
-      [...this.unclosed].map((s) =>
-        // Without a known start time the root cannot be verified: the marker alone claims processes (pid 0).
-        killTree(
-          {
-            pid: s.pidStartTime === undefined ? 0 : (s.pid ?? 0),
-            startTime: s.pidStartTime ?? -1,
-            marker: s.marker,
-          },
-          { graceMs: 0, table: this.table },
-        ),
-      ),
-    );
+    await Promise.all([...this.unclosed].map((s) => s.forceKill()));
   }
 
   /** Closes sessions idle (or stalled on an unanswered permission prompt) for longer than the TTL. */
