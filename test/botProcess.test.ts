@@ -166,6 +166,17 @@ async function exitOf(proc: ChildProcess): Promise<{ code: number | null; signal
   return new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
+/** Sends `signal` to the bot; resolves with its exit code and how long it took to exit, ms. */
+async function signalAndExit(
+  proc: ChildProcess,
+  signal: NodeJS.Signals,
+): Promise<{ code: number | null; ms: number }> {
+  const t0 = performance.now();
+  proc.kill(signal);
+  const { code } = await exitOf(proc);
+  return { code, ms: performance.now() - t0 };
+}
+
 describe.each(['classic', 'acp'] as const)('the bot as a process over %s', (protocol) => {
   it.each(['SIGTERM', 'SIGINT'] as const)(
     '%s with live sessions: exit 0 within KILL_GRACE_MS + 5 s, no process left, every row "shutdown"',
@@ -176,11 +187,9 @@ describe.each(['classic', 'acp'] as const)('the bot as a process over %s', (prot
       const tree = processesOwnedBy(bot.proc.pid!);
       seen.push(...tree);
       expect(tree.length).toBeGreaterThanOrEqual(9);
-      const t0 = performance.now();
-      bot.proc.kill(signal);
-      const { code } = await exitOf(bot.proc);
+      const { code, ms } = await signalAndExit(bot.proc, signal);
       expect(code).toBe(0);
-      expect(performance.now() - t0).toBeLessThan(DEADLINE_MS);
+      expect(ms).toBeLessThan(DEADLINE_MS);
       await expectAllGone(tree, 100);
       expect(endReasons()).toEqual(['shutdown', 'shutdown', 'shutdown']);
     },
@@ -227,10 +236,7 @@ describe.each(['classic', 'acp'] as const)('the bot as a process over %s', (prot
       'every thread to be streaming',
       30_000,
     );
-    const t0 = performance.now();
-    bot.proc.kill('SIGTERM');
-    const { code } = await exitOf(bot.proc);
-    const ms = performance.now() - t0;
+    const { code, ms } = await signalAndExit(bot.proc, 'SIGTERM');
     expect(code).toBe(0);
     expect(ms).toBeLessThan(DEADLINE_MS);
     await expectAllGone(tree, 100);
@@ -254,11 +260,9 @@ describe.each(['classic', 'acp'] as const)('the bot as a process over %s', (prot
       'the bot to begin its shutdown',
       10_000,
     );
-    const t0 = performance.now();
-    bot.proc.kill('SIGINT');
-    const { code } = await exitOf(bot.proc);
+    const { code, ms } = await signalAndExit(bot.proc, 'SIGINT');
     // SIGKILL of every tree (verified gone) plus at most 2 s for the sessions to record their end.
-    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(ms).toBeLessThan(5000);
     expect(code).toBe(1);
     await expectAllGone(tree, 100);
     // The rows say how the trees really ended: SIGKILL, forced, not the SIGTERM the shutdown had begun with.
@@ -277,10 +281,7 @@ describe.each(['classic', 'acp'] as const)('the bot as a process over %s', (prot
       'the bot to look up the gateway',
       20_000,
     );
-    const t0 = performance.now();
-    bot.proc.kill('SIGTERM');
-    const { code } = await exitOf(bot.proc);
-    const ms = performance.now() - t0;
+    const { code, ms } = await signalAndExit(bot.proc, 'SIGTERM');
     expect(code).toBe(1);
     expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS);
     expect(ms).toBeLessThan(DEADLINE_MS + 2000);
@@ -300,10 +301,7 @@ describe.each(['classic', 'acp'] as const)('the bot as a process over %s', (prot
     seen.push(...tree);
     // discord.js's destroy() now waits for its socket's 30 s close timeout: far past the deadline.
     emu.holdGateway();
-    const t0 = performance.now();
-    bot.proc.kill('SIGTERM');
-    const { code } = await exitOf(bot.proc);
-    const ms = performance.now() - t0;
+    const { code, ms } = await signalAndExit(bot.proc, 'SIGTERM');
     expect(code).toBe(1);
     expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS);
     expect(ms).toBeLessThan(DEADLINE_MS + 2000);
